@@ -1,0 +1,38 @@
+"""gradflow: a define-by-run autodiff framework with a PyTorch-like API, on NumPy and CuPy."""
+from __future__ import annotations
+
+from . import dtypes
+from .dtypes import (bool, double, float, float16, float32, float64, get_default_dtype, half,
+                     int, int8, int16, int32, int64, long, set_default_dtype, short, uint8)
+from .backend import device
+from . import autograd  # noqa: I001  (loads the Tensor class and the ops, in that order)
+from .tensor import Size, Tensor
+from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from . import cuda
+from .random import Generator, initial_seed, manual_seed
+from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
+                       linspace, normal, ones, ones_like, rand, rand_like, randint,
+                       randint_like, randn, randn_like, randperm, tensor, zeros, zeros_like)
+from .ops.elementwise import (abs, add, clamp, cos, div, eq, exp, ge, gt, isfinite, isnan, le,
+                              log, logical_and, logical_not, logical_or, logical_xor, lt,
+                              maximum, minimum, mul, ne, neg, pow, relu, sigmoid, sign, sin,
+                              sqrt, sub, tanh, where)
+from .ops.reduce import (amax, amin, argmax, argmin, logsumexp, max, mean, min, std, sum,
+                         var)
+from .ops.shape import (contiguous, expand, flatten, permute, reshape, squeeze, t, transpose,
+                        unsqueeze)
+from .ops.index import cat, chunk, split, stack
+from .ops.matmul import matmul
+
+__version__ = "0.1.0"
+clip = clamp
+concat = cat
+
+
+def is_tensor(obj: object):
+    """True for gradflow tensors (torch.is_tensor)."""
+    return isinstance(obj, Tensor)
+
+
+def numel(x: Tensor):
+    return x.numel()

@@ -1,0 +1,139 @@
+"""The backward engine: an iterative walk of the graph in reverse topological order.
+
+No recursion, so a chain of any depth works. Gradients arriving at the same node output are
+summed before the node runs; leaves receive theirs through their `LeafSink`.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..tensor import Tensor
+from .function import LeafSink, leaf_sink
+from .grad_mode import set_grad_enabled
+
+
+def _topological_order(roots: list) -> list:
+    """Nodes reachable from `roots`, every node before the nodes it sends gradients to."""
+    order, visited = [], set()
+    for root in roots:
+        if root in visited:
+            continue
+        visited.add(root)
+        stack = [(root, iter(root.next_edges))]
+        while stack:
+            node, children = stack[-1]
+            for child, _ in children:
+                if child is not None and child not in visited:
+                    visited.add(child)
+                    stack.append((child, iter(child.next_edges)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    order.reverse()
+    return order
+
+
+def _node_of(t: Tensor):
+    return (t.grad_fn, t._output_nr) if t.grad_fn is not None else (leaf_sink(t), 0)
+
+
+def _check_gradient(out: Tensor, grad, what: str) -> Tensor:
+    if grad is None:
+        if out.numel() != 1:
+            raise RuntimeError(f"{what}: grad can be implicitly created only for scalar outputs "
+                               f"(output has shape {tuple(out.shape)}); pass a gradient")
+        return Tensor._wrap(out._xp.ones(out.shape, out.dtype))
+    if not isinstance(grad, Tensor):
+        raise TypeError(f"{what}: gradient must be a Tensor, got {type(grad).__name__}")
+    if grad.shape != out.shape:
+        raise RuntimeError(f"{what}: gradient has shape {tuple(grad.shape)} but the output "
+                           f"has shape {tuple(out.shape)}")
+    if grad.device != out.device:
+        raise RuntimeError(f"{what}: gradient is on {grad.device} but the output is on "
+                           f"{out.device}")
+    return grad
+
+
+def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence, retain_graph: bool,
+                 create_graph: bool, inputs: Sequence[Tensor] | None = None,
+                 allow_unused: bool = False, what: str = "backward"):
+    """Propagate gradients from `outputs`.
+
+    Without `inputs`, leaves accumulate into `.grad` (Tensor.backward). With `inputs`, their
+    gradients are returned and no `.grad` is touched (autograd.grad); only the part of the
+    graph that leads to them runs.
+    """
+    buffers: dict = {}
+    roots = []
+    for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
+        if not out.requires_grad:
+            raise RuntimeError(f"{what}: element {i} of tensors does not require grad and does "
+                               "not have a grad_fn")
+        g = _check_gradient(out, g, what)
+        node, slot = _node_of(out)
+        roots.append(node)
+        _add(buffers, node, slot, g)
+    order = _topological_order(roots)
+
+    targets = None
+    if inputs is not None:
+        targets = {}
+        for t in inputs:
+            if not t.requires_grad:
+                raise RuntimeError(f"{what}: one of the differentiated Tensors does not require "
+                                   "grad")
+            targets.setdefault(_node_of(t), None)
+        wanted = {node for node, _ in targets}
+        needed = set()
+        for node in reversed(order):
+            if any(child in needed or child in wanted for child, _ in node.next_edges):
+                needed.add(node)
+
+    with set_grad_enabled(create_graph):
+        for node in order:
+            grads = buffers.pop(node, None)
+            if grads is None:
+                continue
+            for slot, hooks in node._pre_hooks.items():
+                if grads[slot] is not None:
+                    for hook in list(hooks.values()):
+                        new = hook(grads[slot])
+                        if new is not None:
+                            grads[slot] = new
+            if isinstance(node, LeafSink):
+                grads[0] = node.run_hooks(grads[0])
+            if targets is not None:
+                for slot, g in enumerate(grads):
+                    if (node, slot) in targets:
+                        targets[(node, slot)] = g
+                if node not in needed:
+                    continue
+            if isinstance(node, LeafSink):
+                node.accumulate(grads[0])
+                continue
+            in_grads = node.run_backward(grads)
+            if not retain_graph:
+                node.release()
+            for (child, slot), g in zip(node.next_edges, in_grads):
+                if child is not None and g is not None:
+                    _add(buffers, child, slot, g)
+
+    if targets is None:
+        return None
+    result = []
+    for t in inputs:
+        g = targets[_node_of(t)]
+        if g is None and not allow_unused:
+            raise RuntimeError(f"{what}: one of the differentiated Tensors (shape "
+                               f"{tuple(t.shape)}) appears to not have been used in the graph. "
+                               "Set allow_unused=True if this is the desired behavior.")
+        result.append(g)
+    return tuple(result)
+
+
+def _add(buffers: dict, node, slot: int, grad: Tensor) -> None:
+    grads = buffers.get(node)
+    if grads is None:
+        grads = buffers[node] = [None] * node.num_outputs
+    grads[slot] = grad if grads[slot] is None else grads[slot] + grad

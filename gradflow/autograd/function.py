@@ -1,0 +1,277 @@
+"""Graph nodes: every differentiable op is a `Function` whose instance is both the `ctx` the
+user sees and the node the engine walks (as in Chainer's FunctionNode).
+
+Two flavours share one `apply`:
+- `Function` (public, torch.autograd.Function): `forward(ctx, *tensors)` returns tensors and
+  runs under no_grad; `backward(ctx, *grads)` gets zeros for outputs that got no gradient.
+- `Op` (built-in ops): `forward` reads the inputs' arrays and returns arrays directly, which
+  saves wrapping; `backward` gets None for outputs that got no gradient.
+Backward rules are written with gradflow's own tensor ops, so running them with grad mode on
+(`create_graph=True`) records the graph of the gradient and gives double backward.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import numpy as np
+
+from ..backend import module_for
+from ..tensor import Tensor
+from .grad_mode import is_grad_enabled, no_grad
+
+FREED_MESSAGE = (
+    "Trying to backward through the graph a second time (or directly access saved tensors "
+    "after they have already been freed). Saved intermediate values of the graph are freed "
+    "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
+    "backward through the graph a second time or if you need to access saved tensors after "
+    "calling backward.")
+
+
+class _SavedInput:
+    """A saved tensor plus the version it had, to catch in-place changes before backward."""
+
+    __slots__ = ("tensor", "version")
+
+    def __init__(self, tensor: Tensor) -> None:
+        self.tensor = tensor
+        self.version = tensor._vbox[0]
+
+    def unpack(self, node: "Function") -> Tensor:
+        if self.tensor._vbox[0] != self.version:
+            raise RuntimeError(
+                f"{node.name()}: one of the tensors needed for gradient computation has been "
+                f"modified by an in-place operation: tensor of shape {tuple(self.tensor.shape)} "
+                f"is at version {self.tensor._vbox[0]}; expected version {self.version}")
+        return self.tensor
+
+
+class _SavedOutput:
+    """An op's own output, kept as its array (not the Tensor) so node and output form no
+    reference cycle; unpacked as a fresh tensor whose grad_fn is the node, as PyTorch does."""
+
+    __slots__ = ("array", "index", "vbox", "version", "requires_grad")
+
+    def __init__(self, out: Tensor, index: int) -> None:
+        self.array, self.index = out.array, index
+        self.vbox, self.version = out._vbox, out._vbox[0]
+        self.requires_grad = out.requires_grad
+
+    def unpack(self, node: "Function") -> Tensor:
+        if self.vbox[0] != self.version:
+            raise RuntimeError(
+                f"{node.name()}: its output (shape {tuple(self.array.shape)}), needed for the "
+                "gradient, has been modified by an in-place operation")
+        t = Tensor._wrap(self.array, requires_grad=self.requires_grad)
+        if self.requires_grad:
+            t.grad_fn, t._output_nr, t._vbox = node, self.index, self.vbox
+        return t
+
+
+class Function:
+    """Base of every graph node; subclass it for a custom differentiable op.
+
+    Subclasses define static `forward(ctx, *args)` and `backward(ctx, *grad_outputs)` and are
+    called through `MyFn.apply(*args)`, as with torch.autograd.Function.
+    """
+
+    _array_forward = False  # Op flips this: forward returns arrays, not tensors
+    saves_outputs = False  # Op subclasses whose backward needs the outputs set this
+    differentiable = True  # False for ops whose outputs never require grad
+
+    def __init__(self) -> None:
+        self.next_edges: tuple = ()
+        self.num_outputs = 1
+        self.needs_input_grad: tuple = ()
+        self._saved: list = []
+        self._freed = False
+        self._pre_hooks: dict = {}
+        self._materialize = True
+        self._non_differentiable: set = set()
+        self._saved_outputs: list = []
+
+    # -- ctx API -----------------------------------------------------------------------------
+    def save_for_backward(self, *tensors: Tensor | None) -> None:
+        """Keep tensors for backward; read them back with `ctx.saved_tensors`."""
+        self._saved = [None if t is None else _SavedInput(t) for t in tensors]
+
+    @property
+    def saved_tensors(self) -> tuple:
+        if self._freed:
+            raise RuntimeError(FREED_MESSAGE)
+        return tuple(None if s is None else s.unpack(self) for s in self._saved)
+
+    @property
+    def outputs(self) -> tuple:
+        """The op's outputs, for backward rules that use them (ops with `saves_outputs`)."""
+        if self._freed:
+            raise RuntimeError(FREED_MESSAGE)
+        return tuple(s.unpack(self) for s in self._saved_outputs)
+
+    def mark_non_differentiable(self, *tensors: Tensor) -> None:
+        self._non_differentiable.update(id(t) for t in tensors)
+
+    def set_materialize_grads(self, value: bool) -> None:
+        self._materialize = bool(value)
+
+    @classmethod
+    def name(cls) -> str:
+        return getattr(cls, "op_name", cls.__name__)
+
+    # -- recording ----------------------------------------------------------------------------
+    @classmethod
+    def apply(cls, *args: Any, **kwargs: Any):
+        ctx = cls()
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        _check_same_device(cls.name(), tensors)
+        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        record = cls.differentiable and is_grad_enabled() and any(ctx.needs_input_grad)
+        if cls._array_forward:
+            try:
+                raw = cls.forward(ctx, *args, **kwargs)
+            except (ValueError, TypeError) as err:
+                raise _named_error(cls.name(), err, tensors) from None
+            single = not isinstance(raw, tuple)
+            outs = [Tensor._wrap(_as_array(r)) for r in ((raw,) if single else raw)]
+        else:
+            with no_grad():
+                raw = cls.forward(ctx, *args, **kwargs)
+            single = not isinstance(raw, tuple)
+            outs = [_fresh_output(r, cls.name()) for r in ((raw,) if single else raw)]
+        ctx.num_outputs = len(outs)
+        if record:
+            ctx.next_edges = tuple(_edge(a) for a in args)
+            for i, out in enumerate(outs):
+                if out.dtype.kind == "f" and id(out) not in ctx._non_differentiable:
+                    out._requires_grad, out.grad_fn, out._output_nr = True, ctx, i
+            if not cls._array_forward:
+                ctx._saved = [_resave(s, outs, raw) for s in ctx._saved]
+                ctx._output_meta = [(o.shape, o.dtype, o.device) for o in outs]
+            if cls.saves_outputs:
+                ctx._saved_outputs = [_SavedOutput(o, i) for i, o in enumerate(outs)]
+        return outs[0] if single else tuple(outs)
+
+    def run_backward(self, grads: list) -> tuple:
+        """Called by the engine: the gradients of the inputs, checked against their shapes."""
+        if not self._array_forward and self._materialize:
+            grads = [g if g is not None else self._zeros_for_output(i)
+                     for i, g in enumerate(grads)]
+        result = self.backward(self, *grads)
+        if not isinstance(result, tuple):
+            result = (result,)
+        if len(result) != len(self.next_edges):
+            raise RuntimeError(f"{self.name()}: backward returned {len(result)} gradient(s), "
+                               f"expected {len(self.next_edges)} (one per forward input)")
+        return result
+
+    def release(self) -> None:
+        """Free what was saved for backward (done after backward unless retain_graph)."""
+        self._saved = []
+        self._saved_outputs = []
+        self._freed = True
+
+    def _zeros_for_output(self, index: int) -> Tensor:
+        """Zeros shaped like output `index`: a custom Function's missing gradient."""
+        shape, dtype, dev = self._output_meta[index]
+        return Tensor._wrap(module_for(dev).zeros(shape, dtype))
+
+
+class Op(Function):
+    """A built-in op: `forward(ctx, *args)` reads `tensor.array` and returns array(s)."""
+
+    _array_forward = True
+
+
+class LeafSink:
+    """The node that receives a leaf's gradient and accumulates it into `.grad`
+    (PyTorch's AccumulateGrad). A leaf keeps only a weak reference to its sink."""
+
+    next_edges = ()
+    num_outputs = 1
+    _pre_hooks: dict = {}
+
+    def __init__(self, tensor: Tensor) -> None:
+        self.tensor = tensor
+
+    @staticmethod
+    def name() -> str:
+        return "AccumulateGrad"
+
+    def run_hooks(self, grad: Tensor) -> Tensor:
+        for hook in list(self.tensor._hooks.values()):
+            new = hook(grad)
+            if new is not None:
+                grad = new
+        return grad
+
+    def accumulate(self, grad: Tensor) -> None:
+        leaf = self.tensor
+        if grad.shape != leaf.shape:
+            raise RuntimeError(f"AccumulateGrad: gradient of shape {tuple(grad.shape)} does not "
+                               f"match the leaf's shape {tuple(leaf.shape)}")
+        if not is_grad_enabled():
+            grad = grad.detach()
+        leaf.grad = grad if leaf.grad is None else leaf.grad + grad
+
+    def release(self) -> None:
+        pass
+
+
+def leaf_sink(tensor: Tensor) -> LeafSink:
+    """The one sink of a leaf, shared by every op that uses it while any graph holds it."""
+    sink = tensor._sink_ref() if tensor._sink_ref is not None else None
+    if sink is None:
+        sink = LeafSink(tensor)
+        tensor._sink_ref = weakref.ref(sink)
+    return sink
+
+
+def _named_error(name: str, err: Exception, tensors: list) -> Exception:
+    """Re-raise an array library's error with the op's name and its inputs' shapes."""
+    text = str(err)
+    if text.startswith(name + ":"):
+        return err
+    shapes = ", ".join(str(tuple(t.shape)) for t in tensors)
+    dts = ", ".join(str(t.dtype) for t in tensors)
+    kind = RuntimeError if isinstance(err, ValueError) else TypeError
+    return kind(f"{name}: {text} (input shapes {shapes}; dtypes {dts})")
+
+
+def _as_array(value: Any):
+    """NumPy reductions return scalars; tensors always hold arrays."""
+    return np.asarray(value) if isinstance(value, np.generic) else value
+
+
+def _edge(arg: Any):
+    if not isinstance(arg, Tensor) or not arg.requires_grad:
+        return (None, 0)
+    if arg.grad_fn is not None:
+        return (arg.grad_fn, arg._output_nr)
+    return (leaf_sink(arg), 0)
+
+
+def _check_same_device(name: str, tensors: list) -> None:
+    if len(tensors) < 2:
+        return
+    first = tensors[0].device
+    for t in tensors[1:]:
+        if t.device != first:
+            raise RuntimeError(f"{name}: expected all tensors to be on the same device, but "
+                               f"found at least two devices, {first} and {t.device}")
+
+
+def _fresh_output(value: Any, name: str) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name}.forward must return Tensors, got {type(value).__name__}")
+    return Tensor._wrap(value.array)
+
+
+def _resave(saved, outs: list, raw):
+    """Turn a user Function's saved output (a forward-time tensor) into a _SavedOutput."""
+    if not isinstance(saved, _SavedInput):
+        return saved
+    raws = raw if isinstance(raw, tuple) else (raw,)
+    for i, r in enumerate(raws):
+        if saved.tensor is r:
+            return _SavedOutput(outs[i], i)
+    return saved

@@ -1,0 +1,296 @@
+"""Tensor factories: tensor, from_numpy, zeros/ones/full/empty, arange, linspace, eye, the
+random ones, and the *_like forms. Each takes dtype, device and requires_grad."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import dtypes
+from .backend import CPU, as_device, device, module_for, move_array
+from .random import Generator, cpu_rng, cuda_rng
+from .tensor import Tensor
+
+
+def _has_float(data: Any) -> bool:
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, (float, np.floating)):
+            return True
+        elif isinstance(item, Tensor) and item.dtype.kind == "f":
+            return True
+    return False
+
+
+def _nested_to_numpy(data: Any, op: str) -> np.ndarray:
+    if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
+        data = [x.detach().cpu().array if isinstance(x, Tensor) else x for x in data]
+    try:
+        arr = np.array(data)
+    except ValueError as err:
+        raise ValueError(f"{op}: expected a rectangular nested sequence, got a ragged one "
+                         f"({err})") from None
+    if arr.dtype == object or arr.dtype.kind in "USV":
+        raise TypeError(f"{op}: could not convert data of type {type(data).__name__} to a "
+                        "tensor; expected numbers or nested sequences of numbers")
+    return arr
+
+
+def to_array(data: Any, dtype: Any, dev: Any, op: str = "tensor"):
+    """A fresh array on `dev` holding `data`, with PyTorch's dtype inference."""
+    target = CPU if dev is None else as_device(dev)
+    if isinstance(data, Tensor):
+        if dev is None:
+            target = data.device
+        arr = data.array.copy()
+    elif isinstance(data, np.ndarray):
+        arr = data.copy()
+        if dtype is None and arr.dtype not in dtypes.SUPPORTED:
+            raise TypeError(f"{op}: NumPy dtype {arr.dtype} is not supported")
+    elif hasattr(data, "__cuda_array_interface__"):
+        if dev is None:
+            target = device("cuda", data.device.id)
+        arr = data.copy()
+    else:
+        arr = _nested_to_numpy(data, op)
+        if dtype is None:
+            if arr.dtype.kind == "f" or (arr.size == 0) or _has_float(data):
+                arr = arr.astype(dtypes.get_default_dtype())
+            elif arr.dtype.kind in "iu":
+                arr = arr.astype(dtypes.int64)
+    if dtype is not None:
+        arr = arr.astype(dtypes.as_dtype(dtype), copy=False)
+    return move_array(arr, target)
+
+
+def _finish(arr, requires_grad: bool) -> Tensor:
+    t = Tensor._wrap(arr)
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def tensor(data: Any, dtype: Any = None, device: Any = None,
+           requires_grad: bool = False) -> Tensor:
+    """A new tensor copied from data (a number, nested list, NumPy array or tensor)."""
+    return _finish(to_array(data, dtype, device), requires_grad)
+
+
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    """Like `tensor`, but reuses `data` when it already is a tensor of that dtype/device."""
+    if isinstance(data, Tensor) and (dtype is None or dtypes.as_dtype(dtype) == data.dtype) \
+            and (device is None or as_device(device) == data.device):
+        return data
+    if isinstance(data, np.ndarray) and device is None and dtype is None:
+        return from_numpy(data)
+    return tensor(data, dtype, device)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A CPU tensor sharing memory with a NumPy array."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected np.ndarray, got {type(array).__name__}")
+    if array.dtype not in dtypes.SUPPORTED:
+        raise TypeError(f"from_numpy: NumPy dtype {array.dtype} is not supported; use one of "
+                        + ", ".join(str(d) for d in dtypes.SUPPORTED))
+    return Tensor._wrap(array)
+
+
+def _shape(op: str, size: tuple) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    for s in size:
+        if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 0:
+            raise ValueError(f"{op}: sizes must be non-negative ints, got {size}")
+    return tuple(int(s) for s in size)
+
+
+def _float_dtype(dtype: Any, op: str) -> np.dtype:
+    """The requested dtype, or the default float dtype when none is given."""
+    return dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype)
+
+
+def _filled(op: str, size: tuple, value: Any, dtype: Any, device: Any,
+            requires_grad: bool) -> Tensor:
+    dev = CPU if device is None else as_device(device)
+    dt = _float_dtype(dtype, op) if dtype is not None or not isinstance(value, (bool, int)) \
+        else dtypes.scalar_dtype(value)
+    xp = module_for(dev)
+    shape = _shape(op, size)
+    arr = xp.empty(shape, dt) if value is None else xp.full(shape, value, dt)
+    return _finish(arr, requires_grad)
+
+
+def zeros(*size: Any, dtype: Any = None, device: Any = None,
+          requires_grad: bool = False) -> Tensor:
+    return _filled("zeros", size, 0.0, dtype, device, requires_grad)
+
+
+def ones(*size: Any, dtype: Any = None, device: Any = None,
+         requires_grad: bool = False) -> Tensor:
+    return _filled("ones", size, 1.0, dtype, device, requires_grad)
+
+
+def empty(*size: Any, dtype: Any = None, device: Any = None,
+          requires_grad: bool = False) -> Tensor:
+    return _filled("empty", size, None, dtype, device, requires_grad)
+
+
+def full(size: Any, fill_value: Any, dtype: Any = None, device: Any = None,
+         requires_grad: bool = False) -> Tensor:
+    """A tensor filled with one value; its dtype follows the value, as in PyTorch."""
+    return _filled("full", (size,) if isinstance(size, int) else tuple(size), fill_value,
+                   dtype, device, requires_grad)
+
+
+def _like(x: Tensor, dtype: Any, device: Any) -> tuple:
+    return (x.dtype if dtype is None else dtype), (x.device if device is None else device)
+
+
+def zeros_like(x: Tensor, dtype: Any = None, device: Any = None,
+               requires_grad: bool = False) -> Tensor:
+    dt, dev = _like(x, dtype, device)
+    return zeros(x.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def ones_like(x: Tensor, dtype: Any = None, device: Any = None,
+              requires_grad: bool = False) -> Tensor:
+    dt, dev = _like(x, dtype, device)
+    return ones(x.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def empty_like(x: Tensor, dtype: Any = None, device: Any = None,
+               requires_grad: bool = False) -> Tensor:
+    dt, dev = _like(x, dtype, device)
+    return empty(x.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def full_like(x: Tensor, fill_value: Any, dtype: Any = None, device: Any = None,
+              requires_grad: bool = False) -> Tensor:
+    dt, dev = _like(x, dtype, device)
+    return full(x.shape, fill_value, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, device: Any = None,
+           requires_grad: bool = False) -> Tensor:
+    """Values from start up to (not including) end; int64 unless an argument is a float."""
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    if dtype is None:
+        floats = any(isinstance(v, (float, np.floating)) for v in (start, end, step))
+        dtype = dtypes.get_default_dtype() if floats else dtypes.int64
+    dev = CPU if device is None else as_device(device)
+    arr = module_for(dev).arange(start, end, step, dtype=dtypes.as_dtype(dtype))
+    return _finish(arr, requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, dtype: Any = None, device: Any = None,
+             requires_grad: bool = False) -> Tensor:
+    if steps < 0:
+        raise ValueError(f"linspace: number of steps must be non-negative, got {steps}")
+    dev = CPU if device is None else as_device(device)
+    arr = module_for(dev).linspace(start, end, steps, dtype=_float_dtype(dtype, "linspace"))
+    return _finish(arr, requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype: Any = None, device: Any = None,
+        requires_grad: bool = False) -> Tensor:
+    dev = CPU if device is None else as_device(device)
+    arr = module_for(dev).eye(n, n if m is None else m, dtype=_float_dtype(dtype, "eye"))
+    return _finish(arr, requires_grad)
+
+
+def _random(op: str, draw_cpu, draw_cuda, size: tuple, dtype: Any, device: Any,
+            requires_grad: bool, generator: Generator | None) -> Tensor:
+    dev = CPU if device is None else as_device(device)
+    shape = _shape(op, size)
+    dt = _float_dtype(dtype, op)
+    if dev.type == "cpu":
+        arr = draw_cpu(cpu_rng(generator), shape).astype(dt, copy=False)
+    else:
+        if generator is not None:
+            raise ValueError(f"{op}: a CPU Generator cannot draw CUDA tensors; omit generator "
+                             "or draw on the CPU and move the result")
+        arr = draw_cuda(cuda_rng(dev.index), shape).astype(dt, copy=False)
+    return _finish(arr, requires_grad)
+
+
+def rand(*size: Any, generator: Generator | None = None, dtype: Any = None,
+         device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1)."""
+    return _random("rand", lambda g, s: g.random(s), lambda r, s: r.random_sample(s),
+                   size, dtype, device, requires_grad, generator)
+
+
+def randn(*size: Any, generator: Generator | None = None, dtype: Any = None,
+          device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples."""
+    return _random("randn", lambda g, s: g.standard_normal(s),
+                   lambda r, s: r.standard_normal(s), size, dtype, device, requires_grad,
+                   generator)
+
+
+def normal(mean: float = 0.0, std: float = 1.0, size: Any = (), generator: Generator | None
+           = None, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Normal samples with the given mean and standard deviation."""
+    if std < 0:
+        raise ValueError(f"normal: std must be non-negative, got {std}")
+    size = (size,) if isinstance(size, int) else tuple(size)
+    return _random("normal", lambda g, s: g.normal(mean, std, s),
+                   lambda r, s: r.normal(mean, std, s), size, dtype, device, requires_grad,
+                   generator)
+
+
+def randint(low: int, high: int | None = None, size: Any = (), generator: Generator | None
+            = None, dtype: Any = None, device: Any = None) -> Tensor:
+    """Integers drawn uniformly from [low, high); int64 by default."""
+    if high is None:
+        low, high = 0, low
+    if high <= low:
+        raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
+    dev = CPU if device is None else as_device(device)
+    shape = _shape("randint", (size,) if isinstance(size, int) else tuple(size))
+    dt = dtypes.int64 if dtype is None else dtypes.as_dtype(dtype)
+    if dev.type == "cpu":
+        arr = cpu_rng(generator).integers(low, high, shape).astype(dt)
+    else:
+        arr = cuda_rng(dev.index).randint(low, high, shape).astype(dt)
+    return Tensor._wrap(arr)
+
+
+def randperm(n: int, generator: Generator | None = None, device: Any = None) -> Tensor:
+    """A random permutation of 0..n-1 (int64)."""
+    arr = cpu_rng(generator).permutation(n).astype(np.int64)
+    return Tensor._wrap(move_array(arr, CPU if device is None else as_device(device)))
+
+
+def _like_random(fn, x: Tensor, dtype: Any, device: Any, requires_grad: bool) -> Tensor:
+    dt, dev = _like(x, dtype, device)
+    return fn(*x.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def rand_like(x: Tensor, dtype: Any = None, device: Any = None,
+              requires_grad: bool = False) -> Tensor:
+    return _like_random(rand, x, dtype, device, requires_grad)
+
+
+def randn_like(x: Tensor, dtype: Any = None, device: Any = None,
+               requires_grad: bool = False) -> Tensor:
+    return _like_random(randn, x, dtype, device, requires_grad)
+
+
+def randint_like(x: Tensor, low: int, high: int | None = None, dtype: Any = None,
+                 device: Any = None) -> Tensor:
+    dt, dev = _like(x, dtype, device)
+    return randint(low, high, tuple(x.shape), dtype=dt, device=dev)
+
+
+__all__ = [n for n in dir() if not n.startswith("_") and n not in
+           ("np", "dtypes", "Any", "annotations", "CPU", "as_device", "device",
+            "module_for", "move_array", "Generator", "cpu_rng", "cuda_rng", "Tensor",
+            "to_array")]

@@ -1,0 +1,2 @@
+"""The differentiable operations, one module per family."""
+from . import elementwise, index, matmul, reduce, shape, util  # noqa: F401

@@ -1,0 +1,65 @@
+"""Matrix product with NumPy's matmul semantics: 1-D, 2-D, batched and broadcast batches.
+On CUDA tensors CuPy sends it to cuBLAS."""
+from __future__ import annotations
+
+from ..autograd.function import Op
+from ..tensor import Tensor
+from .shape import reshape, sum_to, transpose, unsqueeze
+
+
+def _check(a: Tensor, b: Tensor) -> None:
+    for name, v in (("first", a), ("second", b)):
+        if not isinstance(v, Tensor):
+            raise TypeError(f"matmul: the {name} argument must be a Tensor, got "
+                            f"{type(v).__name__}")
+    if a.ndim == 0 or b.ndim == 0:
+        raise RuntimeError(f"matmul: both arguments need to be at least 1D, but they are "
+                           f"{a.ndim}D and {b.ndim}D")
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"matmul: expected both operands to have the same dtype, but got "
+                           f"{a.dtype} and {b.dtype}")
+    k_a = a.shape[-1]
+    k_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if k_a != k_b:
+        raise RuntimeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be "
+                           f"multiplied ({k_a} columns in the first vs {k_b} rows in the second)")
+    batch_a, batch_b = a.shape[:-2], b.shape[:-2]
+    for x, y in zip(reversed(batch_a), reversed(batch_b)):
+        if x != y and x != 1 and y != 1:
+            raise RuntimeError(f"matmul: batch dimensions of {tuple(a.shape)} and "
+                               f"{tuple(b.shape)} cannot be broadcast together")
+
+
+class Matmul(Op):
+    op_name = "matmul"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a._xp.matmul(a.array, b.array)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        if a.ndim == 1 and b.ndim == 1:
+            return g * b, g * a
+        # NOTE: treat 1-D operands as a row (a) or a column (b), as matmul does.
+        a2 = unsqueeze(a, 0) if a.ndim == 1 else a
+        b2 = unsqueeze(b, -1) if b.ndim == 1 else b
+        g2 = g
+        if a.ndim == 1:
+            g2 = unsqueeze(g2, -2)
+        if b.ndim == 1:
+            g2 = unsqueeze(g2, -1)
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            ga = reshape(sum_to(matmul(g2, transpose(b2, -1, -2)), a2.shape), a.shape)
+        if ctx.needs_input_grad[1]:
+            gb = reshape(sum_to(matmul(transpose(a2, -1, -2), g2), b2.shape), b.shape)
+        return ga, gb
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Matrix product of two tensors (torch.matmul)."""
+    _check(a, b)
+    return Matmul.apply(a, b)

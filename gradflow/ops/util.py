@@ -1,0 +1,71 @@
+"""Argument checks shared by the ops: dimension normalisation and operand preparation."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import dtypes
+from ..tensor import Tensor
+
+Number = (int, float, bool, np.number, np.bool_)
+
+
+def normalize_dim(op: str, dim: Any, ndim: int) -> int:
+    """Map a possibly negative `dim` into [0, ndim), naming `op` when it is out of range."""
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    lo, hi = (-ndim, ndim - 1) if ndim else (-1, 0)
+    if not lo <= dim <= hi:
+        raise IndexError(f"{op}: dimension out of range (expected to be in range of "
+                         f"[{lo}, {hi}], but got {dim})")
+    return int(dim) % max(ndim, 1)
+
+
+def normalize_dims(op: str, dim: Any, ndim: int) -> tuple:
+    """`dim` as a sorted tuple of distinct non-negative axes; None means all axes."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    axes = tuple(normalize_dim(op, d, ndim) for d in dims)
+    if len(set(axes)) != len(axes):
+        raise RuntimeError(f"{op}: dim {dims} names a dimension more than once")
+    return tuple(sorted(axes))
+
+
+def check_operand(op: str, value: Any) -> None:
+    if not isinstance(value, (Tensor,) + Number):
+        raise TypeError(f"{op}: expected a Tensor or a number, got {type(value).__name__}")
+
+
+def result_dtype(*operands: Any) -> np.dtype:
+    """PyTorch's result dtype for tensors and Python numbers combined."""
+    dims, zero_dims, scalars = [], [], []
+    for v in operands:
+        if isinstance(v, Tensor):
+            (dims if v.ndim else zero_dims).append(v.dtype)
+        else:
+            scalars.append(v)
+    return dtypes.result_type(dims, zero_dims, scalars)
+
+
+def operand_arrays(op: str, *operands: Any, dtype: np.dtype | None = None) -> list:
+    """The arrays (or Python numbers) to compute with, all cast to one result dtype.
+
+    Python numbers stay numbers, so NumPy and CuPy treat them as weak scalars and no tiny
+    host-to-device copy is made for them.
+    """
+    for v in operands:
+        check_operand(op, v)
+    dt = result_dtype(*operands) if dtype is None else dtype
+    out = []
+    for v in operands:
+        if isinstance(v, Tensor):
+            out.append(v.array if v.dtype == dt else v.array.astype(dt))
+        elif dt.kind == "f":
+            out.append(float(v))
+        elif dt.kind == "b":
+            out.append(bool(v))
+        else:
+            out.append(int(v))
+    return out
