@@ -144,10 +144,14 @@ def test_gradcheck(name, fn, inputs):
                                             data((4,), seed=1).astype(np.float32)]),
     ("matmul_f32", lambda L, a, b: a @ b, [data((5, 3)).astype(np.float32),
                                            data((3, 2), seed=1).astype(np.float32)]),
+    ("mul_add_f16", lambda L, a, b: a * b + a, [data((3, 4)).astype(np.float16),
+                                                data((4,), seed=1).astype(np.float16)]),
+    ("sum_f16", lambda L, a: a.sum(1), [data((3, 4)).astype(np.float16)]),
     ("sigmoid_large", lambda L, a: L.sigmoid(a), [np.array([-1e4, -50.0, 0.0, 50.0, 1e4])]),
     ("logsumexp_large", lambda L, a: L.logsumexp(a, 0), [np.array([1e4, 1e4 - 1.0, -1e4])]),
     ("logsumexp_neginf", lambda L, a: L.logsumexp(a, 1),
      [np.array([[-np.inf, -np.inf], [0.0, 1.0]])]),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_float32_and_extremes_match_torch(name, fn, inputs, device):
-    check_op(fn, *inputs, device=device, atol=1e-5, rtol=1e-5, second_order=False)
+    tol = 2e-3 if inputs[0].dtype == np.float16 else 1e-5
+    check_op(fn, *inputs, device=device, atol=tol, rtol=tol, second_order=False)

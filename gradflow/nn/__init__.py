@@ -1,0 +1,3 @@
+"""Neural-network building blocks (torch.nn)."""
+from .module import Module
+from .parameter import Parameter
