@@ -78,6 +78,21 @@ def _is_within(path: Path, root: Path) -> bool:
         return False
 
 
+def _run_or_skip(cmd: list, cwd: Path, env: dict) -> None:
+    """Run a pip command; skip only when it failed for want of a network."""
+    done = subprocess.run(cmd, check=False, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+    if done.returncode == 0:
+        return
+    out = done.stdout + done.stderr
+    offline = ("No matching distribution", "Could not find a version",
+               "Failed to establish a new connection", "Network is unreachable")
+    if "--no-build-isolation" not in cmd and any(s in out for s in offline):
+        pytest.skip(f"pip could not build gradflow offline without setuptools+wheel:\n"
+                    f"{out[-2000:]}")
+    pytest.fail(f"{' '.join(cmd)} failed (rc {done.returncode}):\n{out[-4000:]}")
+
+
 def test_pip_install_ships_kernels(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
@@ -96,21 +111,21 @@ def test_pip_install_ships_kernels(tmp_path: Path) -> None:
     assert python.exists(), f"venv python not found at {python}"
     _share_outer_site_packages(python)
 
-    cmd = [str(python), "-m", "pip", "install", "--no-input", "--quiet"]
-    if _can_build_without_isolation():
-        cmd += ["--no-deps", "--no-build-isolation"]
-    cmd.append(str(src))
+    # NOTE: `pip install <dir>` builds a wheel and installs it. The build runs here, with this
+    # interpreter's setuptools (a fresh venv may carry an older one that cannot build wheels);
+    # the install, which is what must put kernels/ in place, runs in the fresh venv.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    build = subprocess.run(cmd, check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
-                           timeout=600)
-    if build.returncode != 0:
-        out = build.stdout + build.stderr
-        offline = ("No matching distribution", "Could not find a version",
-                   "Failed to establish a new connection", "Network is unreachable")
-        if "--no-build-isolation" not in cmd and any(s in out for s in offline):
-            pytest.skip("pip could not build gradflow: no setuptools+wheel in this env and "
-                        f"no network for build isolation.\n{out[-2000:]}")
-        pytest.fail(f"{' '.join(cmd)} failed (rc {build.returncode}):\n{out[-4000:]}")
+    wheels = tmp_path / "wheels"
+    build_cmd = [sys.executable, "-m", "pip", "wheel", "--no-input", "--quiet", "--no-deps",
+                 "-w", str(wheels)]
+    if _can_build_without_isolation():
+        build_cmd.append("--no-build-isolation")
+    build_cmd.append(str(src))
+    _run_or_skip(build_cmd, tmp_path, env)
+    wheel_files = sorted(wheels.glob("gradflow-*.whl"))
+    assert len(wheel_files) == 1, f"expected one gradflow wheel in {wheels}, got {wheel_files}"
+    _run_or_skip([str(python), "-m", "pip", "install", "--no-input", "--quiet", "--no-deps",
+                  str(wheel_files[0])], tmp_path, env)
 
     probe = subprocess.run([str(python), "-c", PROBE], check=False, cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=300)
