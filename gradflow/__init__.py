@@ -13,7 +13,7 @@ from .random import Generator, initial_seed, manual_seed
 from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
                        linspace, normal, ones, ones_like, rand, rand_like, randint,
                        randint_like, randn, randn_like, randperm, tensor, zeros, zeros_like)
-from .ops.elementwise import (abs, add, clamp, cos, div, eq, exp, ge, gt, isfinite, isnan, le,
+from .ops.elementwise import (abs, add, clamp, cos, div, eq, erf, exp, ge, gt, isfinite, isnan, le,
                               log, logical_and, logical_not, logical_or, logical_xor, lt,
                               maximum, minimum, mul, ne, neg, pow, relu, sigmoid, sign, sin,
                               sqrt, sub, tanh, where)
@@ -23,6 +23,8 @@ from .ops.shape import (contiguous, expand, flatten, permute, reshape, squeeze, 
                         unsqueeze)
 from .ops.index import cat, chunk, split, stack
 from .ops.matmul import matmul
+
+from . import datasets, nn, optim, transforms, utils
 
 __version__ = "0.1.0"
 clip = clamp

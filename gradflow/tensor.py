@@ -447,6 +447,7 @@ class Tensor:
     def cos(self): return ops.elementwise.cos(self)
     def tanh(self): return ops.elementwise.tanh(self)
     def sigmoid(self): return ops.elementwise.sigmoid(self)
+    def erf(self): return ops.elementwise.erf(self)
     def relu(self): return ops.elementwise.relu(self)
     def sign(self): return ops.elementwise.sign(self)
     def clamp(self, min=None, max=None): return ops.elementwise.clamp(self, min, max)

@@ -52,6 +52,7 @@ CASES = [
     ("tanh", lambda L, a: L.tanh(a), [data((2, 3))]),
     ("sigmoid", lambda L, a: L.sigmoid(a), [data((2, 3))]),
     ("relu", lambda L, a: L.relu(a), [data((3, 4))]),
+    ("erf", lambda L, a: L.erf(a * 2), [data((3, 4))]),
     ("clamp", lambda L, a: L.clamp(a, -0.5, 0.9), [data((3, 4))]),
     ("clamp_min", lambda L, a: a.clamp(min=0.2), [data((3, 4))]),
     ("clamp_tensor", lambda L, a, lo: L.clamp(a, min=lo),

@@ -1,0 +1,383 @@
+"""Functional forms of the layers and losses (torch.nn.functional).
+
+Everything here is composed from gradflow's differentiable ops, so gradients and second
+derivatives come from those ops; the GPU issue swaps fused kernels in behind the same names.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .. import dtypes
+from ..autograd.grad_mode import no_grad
+from ..creation import rand, zeros
+from ..ops.conv import conv2d
+from ..ops.elementwise import erf, exp, log, maximum, minimum, relu, sigmoid, tanh, where
+from ..ops.index import cat
+from ..ops.matmul import matmul
+from ..ops.pad import pad
+from ..ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
+from ..ops.reduce import amax, logsumexp
+from ..ops.shape import reshape, transpose
+from ..tensor import Tensor
+
+__all__ = [
+    "linear", "conv2d", "pad", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+    "adaptive_max_pool2d", "relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "scaled_tanh",
+    "softmax", "log_softmax", "dropout", "dropout2d", "batch_norm", "layer_norm", "group_norm",
+    "instance_norm", "local_response_norm", "one_hot", "nll_loss", "cross_entropy",
+    "mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+]
+
+
+# -- layers and activations --------------------------------------------------------------------
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x W^T + b (torch.nn.functional.linear)."""
+    if input.shape[-1:] != weight.shape[1:]:
+        raise RuntimeError(f"linear: input has {input.shape[-1] if input.ndim else 0} features "
+                           f"but weight expects {weight.shape[1]} (input shape "
+                           f"{tuple(input.shape)}, weight shape {tuple(weight.shape)})")
+    out = matmul(input, transpose(weight, 0, 1))
+    return out if bias is None else out + bias
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return where(input > 0, input, input * negative_slope)
+
+
+def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
+    # NOTE: exp is taken of min(x, 0) so the unused branch cannot overflow.
+    return where(input > 0, input, (exp(minimum(input, 0.0)) - 1) * alpha)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x); approximate='tanh' uses the tanh formula, as in torch."""
+    if approximate == "tanh":
+        inner = (input + input * input * input * 0.044715) * math.sqrt(2 / math.pi)
+        return input * 0.5 * (1 + tanh(inner))
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return input * 0.5 * (1 + erf(input * (1 / math.sqrt(2))))
+
+
+def scaled_tanh(input: Tensor) -> Tensor:
+    """LeNet-5's squashing function 1.7159 tanh(2x/3) (LeCun et al., 1998)."""
+    return tanh(input * (2 / 3)) * 1.7159
+
+
+def log_softmax(input: Tensor, dim: int) -> Tensor:
+    """log of softmax, computed as x - logsumexp(x): stable for logits of any size."""
+    return input - logsumexp(input, dim, keepdim=True)
+
+
+def softmax(input: Tensor, dim: int) -> Tensor:
+    shifted = input - amax(input.detach(), dim, keepdim=True)
+    e = exp(shifted)
+    return e / e.sum(dim, keepdim=True)
+
+
+def _check_p(op: str, p: float) -> None:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: dropout probability has to be between 0 and 1, but got {p}")
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p)."""
+    _check_p("dropout", p)
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    keep = rand(*input.shape, dtype=input.dtype, device=input.device) >= p
+    return input * keep * (1.0 / (1.0 - p))
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Drop whole channels of an (N, C, H, W) or (C, H, W) input (torch's dropout2d)."""
+    _check_p("dropout2d", p)
+    if input.ndim not in (3, 4):
+        raise RuntimeError(f"dropout2d: expected a 3-D or 4-D input, got shape "
+                           f"{tuple(input.shape)}")
+    if not training or p == 0.0:
+        return input
+    mask_shape = tuple(input.shape[:-2]) + (1, 1)
+    keep = rand(*mask_shape, dtype=input.dtype, device=input.device) >= p
+    return input * keep * (1.0 / (1.0 - p)) if p < 1.0 else input * 0.0
+
+
+# -- normalisation ------------------------------------------------------------------------------
+def _channel_view(t: Tensor, ndim: int) -> Tensor:
+    """A per-channel (C,) tensor shaped to broadcast over (N, C, ...) inputs."""
+    return reshape(t, (1, -1) + (1,) * (ndim - 2))
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None,
+               training: bool = False, momentum: float | None = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """Normalise each channel by batch statistics (training) or running ones (eval).
+
+    In training the running averages are updated in place with the unbiased variance, as in
+    torch; `momentum=None` is handled by the module (cumulative average).
+    """
+    if input.ndim < 2:
+        raise RuntimeError(f"batch_norm: expected an input with at least 2 dims (N, C, ...), "
+                           f"got shape {tuple(input.shape)}")
+    c = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != (c,):
+            raise RuntimeError(f"batch_norm: {name} should have shape ({c},) for an input with "
+                               f"{c} channels, got {tuple(t.shape)}")
+    axes = (0,) + tuple(range(2, input.ndim))
+    if training or running_mean is None:
+        count = input.numel() // max(c, 1)
+        if training and count <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when "
+                             f"training, got input size {tuple(input.shape)}")
+        mean = input.mean(axes, keepdim=True)
+        centred = input - mean
+        var = (centred * centred).mean(axes, keepdim=True)
+        if training and running_mean is not None:
+            with no_grad():
+                m = 0.1 if momentum is None else momentum
+                running_mean.mul_(1 - m).add_(reshape(mean.detach(), (c,)) * m)
+                unbiased = reshape(var.detach(), (c,)) * (count / max(count - 1, 1))
+                running_var.mul_(1 - m).add_(unbiased * m)
+    else:
+        mean = _channel_view(running_mean, input.ndim)
+        centred = input - mean
+        var = _channel_view(running_var, input.ndim)
+    out = centred / (var + eps).sqrt()
+    if weight is not None:
+        out = out * _channel_view(weight, input.ndim)
+    if bias is not None:
+        out = out + _channel_view(bias, input.ndim)
+    return out
+
+
+def _normalize_over(input: Tensor, axes: tuple, eps: float) -> Tensor:
+    mean = input.mean(axes, keepdim=True)
+    centred = input - mean
+    var = (centred * centred).mean(axes, keepdim=True)
+    return centred / (var + eps).sqrt()
+
+
+def layer_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(
+        normalized_shape)
+    if tuple(input.shape[input.ndim - len(shape):]) != shape:
+        raise RuntimeError(f"layer_norm: input shape {tuple(input.shape)} does not end with "
+                           f"normalized_shape {shape}")
+    out = _normalize_over(input, tuple(range(input.ndim - len(shape), input.ndim)), eps)
+    if weight is not None:
+        out = out * weight
+    return out if bias is None else out + bias
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    n, c = input.shape[0], input.shape[1]
+    if c % num_groups:
+        raise RuntimeError(f"group_norm: num_groups {num_groups} must divide the {c} channels "
+                           f"(input shape {tuple(input.shape)})")
+    grouped = reshape(input, (n, num_groups, -1))
+    out = reshape(_normalize_over(grouped, (2,), eps), tuple(input.shape))
+    if weight is not None:
+        out = out * _channel_view(weight, input.ndim)
+    return out if bias is None else out + _channel_view(bias, input.ndim)
+
+
+def instance_norm(input: Tensor, running_mean: Tensor | None = None,
+                  running_var: Tensor | None = None, weight: Tensor | None = None,
+                  bias: Tensor | None = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise each (sample, channel) plane on its own (Ulyanov et al., 2016)."""
+    n, c = input.shape[0], input.shape[1]
+    if use_input_stats:
+        folded = reshape(input, (1, n * c) + tuple(input.shape[2:]))
+        rm = None if running_mean is None else running_mean.detach()
+        rv = None if running_var is None else running_var.detach()
+        rep_m = None if rm is None else cat([rm] * n)
+        rep_v = None if rv is None else cat([rv] * n)
+        out = reshape(batch_norm(folded, rep_m, rep_v, None, None, True, momentum, eps),
+                      tuple(input.shape))
+        if running_mean is not None:
+            with no_grad():
+                running_mean.copy_(reshape(rep_m, (n, c)).mean(0))
+                running_var.copy_(reshape(rep_v, (n, c)).mean(0))
+    else:
+        out = batch_norm(input, running_mean, running_var, None, None, False, momentum, eps)
+    if weight is not None:
+        out = out * _channel_view(weight, input.ndim)
+    return out if bias is None else out + _channel_view(bias, input.ndim)
+
+
+def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 1.0) -> Tensor:
+    """Divide by (k + alpha * mean of squares over `size` neighbouring channels) ** beta,
+    as in AlexNet (Krizhevsky et al., 2012) and torch's formula."""
+    if input.ndim < 3:
+        raise RuntimeError(f"local_response_norm: expected 3-D or more input, got shape "
+                           f"{tuple(input.shape)}")
+    sq = input * input
+    before, after = size // 2, (size - 1) // 2
+    pad_shape = lambda n: (input.shape[0], n) + tuple(input.shape[2:])  # noqa: E731
+    parts = ([zeros(*pad_shape(before), dtype=input.dtype, device=input.device)] if before
+             else []) + [sq] + ([zeros(*pad_shape(after), dtype=input.dtype,
+                                       device=input.device)] if after else [])
+    padded = cat(parts, 1) if len(parts) > 1 else sq
+    c = input.shape[1]
+    window = padded[:, 0:c]
+    for i in range(1, size):
+        window = window + padded[:, i:i + c]
+    div = (window * (alpha / size) + k) ** beta
+    return input / div
+
+
+# -- losses -------------------------------------------------------------------------------------
+def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _check_same_shape(op: str, input: Tensor, target: Tensor) -> None:
+    if input.shape != target.shape:
+        raise ValueError(f"{op}: target size {tuple(target.shape)} must be the same as input "
+                         f"size {tuple(input.shape)}")
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """Class indices to int64 one-hot vectors along a new last dimension."""
+    if tensor.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: expected an integer tensor of class indices, got "
+                        f"{tensor.dtype}")
+    if num_classes < 0:
+        num_classes = int(tensor.max().item()) + 1 if tensor.numel() else 0
+    if tensor.numel() and (int(tensor.min().item()) < 0
+                           or int(tensor.max().item()) >= num_classes):
+        raise RuntimeError(f"one_hot: class values must be in [0, {num_classes}), got range "
+                           f"[{int(tensor.min().item())}, {int(tensor.max().item())}]")
+    xp = tensor._xp
+    eye = xp.arange(num_classes)
+    return Tensor._wrap((tensor.array[..., None] == eye).astype(dtypes.int64))
+
+
+def _classes_last(input: Tensor) -> Tensor:
+    """(N, C, d1, ...) -> (N * d1 * ..., C); (N, C) and (C,) pass through as rows."""
+    if input.ndim <= 2:
+        return reshape(input, (-1, input.shape[-1]))
+    perm = (0,) + tuple(range(2, input.ndim)) + (1,)
+    return reshape(input.permute(*perm), (-1, input.shape[1]))
+
+
+def _check_targets(op: str, input: Tensor, target: Tensor) -> None:
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{op}: expected target of class indices with an integer dtype, got "
+                        f"{target.dtype} (for probabilities, use soft targets explicitly)")
+    want = (input.shape[0],) + tuple(input.shape[2:]) if input.ndim >= 2 else ()
+    if tuple(target.shape) != want:
+        raise ValueError(f"{op}: expected target shape {want} for input shape "
+                         f"{tuple(input.shape)}, got {tuple(target.shape)}")
+
+
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
+             ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of the target classes given log-probabilities."""
+    _check_targets("nll_loss", input, target)
+    logp = _classes_last(input)
+    c = logp.shape[1]
+    flat = reshape(target, (-1,))
+    valid = flat != ignore_index
+    safe = where(valid, flat, 0)
+    if flat.numel():
+        lo, hi = int(safe.min().item()), int(safe.max().item())
+        if lo < 0 or hi >= c:
+            raise IndexError(f"nll_loss: target {lo if lo < 0 else hi} is out of bounds for "
+                             f"{c} classes (input shape {tuple(input.shape)})")
+    rows = Tensor._wrap(logp._xp.arange(logp.shape[0]))
+    picked = logp[rows, safe]
+    w = valid.to(logp.dtype) if weight is None else where(valid, weight[safe], 0.0)
+    losses = -picked * w
+    if reduction == "mean":
+        return losses.sum() / w.sum()
+    out = _reduce(losses, reduction, "nll_loss")
+    return reshape(out, tuple(target.shape)) if reduction == "none" else out
+
+
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                  ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """log_softmax + nll_loss over class indices, with torch's label smoothing."""
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
+                         f"{label_smoothing}")
+    class_dim = 1 if input.ndim >= 2 else 0
+    logp = log_softmax(input, class_dim)
+    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    if label_smoothing == 0.0:
+        return nll
+    rows = _classes_last(logp)
+    c = rows.shape[1]
+    per_class = rows if weight is None else rows * weight
+    smooth = -per_class.sum(1)
+    flat = reshape(target, (-1,))
+    valid = flat != ignore_index
+    smooth = where(valid, smooth, 0.0)
+    if reduction == "mean":
+        if weight is None:
+            smooth = smooth.sum() / valid.sum()
+        else:
+            smooth = smooth.sum() / where(valid, weight[where(valid, flat, 0)], 0.0).sum()
+    elif reduction == "sum":
+        smooth = smooth.sum()
+    else:
+        smooth = reshape(smooth, tuple(target.shape))
+    return nll * (1 - label_smoothing) + smooth * (label_smoothing / c)
+
+
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    _check_same_shape("mse_loss", input, target)
+    d = input - target
+    return _reduce(d * d, reduction, "mse_loss")
+
+
+def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    _check_same_shape("l1_loss", input, target)
+    return _reduce((input - target).abs(), reduction, "l1_loss")
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                         reduction: str = "mean") -> Tensor:
+    """BCE on probabilities; logs are clamped at -100 as torch does, so 0 and 1 stay finite."""
+    _check_same_shape("binary_cross_entropy", input, target)
+    log_p = log(input).clamp(min=-100.0)
+    log_q = log(1 - input).clamp(min=-100.0)
+    loss = -(target * log_p + (1 - target) * log_q)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "binary_cross_entropy")
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
+                                     weight: Tensor | None = None, reduction: str = "mean",
+                                     pos_weight: Tensor | None = None) -> Tensor:
+    """BCE on logits via log-sigmoid = -softplus(-x): stable for logits of any size."""
+    _check_same_shape("binary_cross_entropy_with_logits", input, target)
+    # NOTE: softplus(z) = max(z, 0) + log(1 + exp(-|z|)) never overflows.
+    neg_abs = -input.abs()
+    log1p_term = log(1 + exp(neg_abs))
+    log_sig = minimum(input, 0.0) - log1p_term        # log(sigmoid(x))
+    log_one_minus = -maximum(input, 0.0) - log1p_term  # log(1 - sigmoid(x))
+    pos = target * log_sig if pos_weight is None else target * log_sig * pos_weight
+    loss = -(pos + (1 - target) * log_one_minus)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
+

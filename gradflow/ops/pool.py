@@ -1,0 +1,189 @@
+"""2-D pooling: max and average over sliding windows and their adaptive forms
+(torch.nn.functional.max_pool2d, avg_pool2d, adaptive_avg_pool2d, adaptive_max_pool2d).
+
+Fixed windows are conv's `Im2col` columns, so the backward is `Col2im`: the max's gradient
+reaches its argmax through `max` along the window axis, the average's is spread by `sum`.
+Adaptive windows differ in size; they are gathered at the largest size with `getitem`, whose
+backward is a scatter-add.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..backend import move_array
+from ..tensor import Tensor
+from . import reduce
+from .conv import Im2col, Window, check_window, from_batch, pair, to_batch
+from .index import getitem
+from .shape import reshape
+
+
+def _pool_window(op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any,
+                 dilation: Any, ceil_mode: bool) -> tuple:
+    """The Window a pooling op slides over x, and its output size (oh, ow)."""
+    kernel = pair(op, "kernel_size", kernel_size, minimum=1)
+    stride = kernel if stride is None else pair(op, "stride", stride, minimum=1)
+    pad = pair(op, "padding", padding, minimum=0)
+    dilation = pair(op, "dilation", dilation, minimum=1)
+    span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    if any(2 * p > s for p, s in zip(pad, span)):
+        raise RuntimeError(f"{op}: padding {pad} should be at most half of the kernel size "
+                           f"{kernel} (dilated span {span})")
+    extra = []
+    for n, k, s, p in zip(x.shape[2:], span, stride, pad):
+        size = (n + 2 * p - k + (s - 1 if ceil_mode else 0)) // s + 1
+        # NOTE: torch's ceil_mode rule: the last window must start inside the input or its
+        # left padding, else it is dropped.
+        if ceil_mode and (size - 1) * s >= n + p:
+            size -= 1
+        # NOTE: a ceil_mode window may run past the padded input; padding it further lets
+        # Im2col read it. Those cells never count: -inf for max, outside avg's divisor.
+        extra.append(max((size - 1) * s + k - (n + 2 * p), 0))
+    window = Window(kernel, stride, dilation,
+                    (pad[0], pad[0] + extra[0], pad[1], pad[1] + extra[1]))
+    return window, check_window(op, window, x.shape)
+
+
+def _windows(x: Tensor, window: Window, fill: float, out_size: tuple) -> Tensor:
+    """x's pooling windows as (N, C, kh*kw, oh, ow), padding filled with `fill`."""
+    n, c = x.shape[:2]
+    cols = Im2col.apply(x, window=window, value=fill)
+    return reshape(cols, (n, c, window.kernel[0] * window.kernel[1]) + tuple(out_size))
+
+
+def _lowest(dtype: np.dtype):
+    """The padding that never wins a max."""
+    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
+
+
+def _plane_indices(taps: Tensor, window: Window, width: int) -> Tensor:
+    """torch's max-pool indices: the flat position row * W + col, in the unpadded input plane,
+    of the kernel tap each window picked."""
+    xp, k = taps._xp, taps.array
+    oh, ow = k.shape[-2:]
+    kw = window.kernel[1]
+    (sh, sw), (dh, dw) = window.stride, window.dilation
+    pt, _, pl, _ = window.padding
+    rows = (xp.arange(oh) * sh - pt)[:, None] + (k // kw) * dh
+    cols = xp.arange(ow) * sw - pl + (k % kw) * dw
+    return Tensor._wrap(rows * width + cols)
+
+
+def _check_float(op: str, x: Tensor) -> None:
+    if x.dtype.kind != "f":
+        raise RuntimeError(f"{op}: expected a floating-point input, got {x.dtype}")
+
+
+def max_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False):
+    """Largest value in each window; with `return_indices`, also where it was as a flat index
+    into each input plane, for max_unpool2d (torch.nn.functional.max_pool2d)."""
+    x, batched = to_batch("max_pool2d", input)
+    window, out_size = _pool_window("max_pool2d", x, kernel_size, stride, padding, dilation,
+                                    ceil_mode)
+    values, taps = reduce.max(_windows(x, window, _lowest(x.dtype), out_size), dim=2)
+    out = from_batch(values, batched)
+    if not return_indices:
+        return out
+    return out, from_batch(_plane_indices(taps, window, x.shape[3]), batched)
+
+
+def _window_counts(n: int, n_out: int, k: int, s: int, p: int, include_pad: bool):
+    """Cells each window covers along one axis: within the padded input, or (without
+    `include_pad`) within the input itself, as torch's avg_pool2d divides."""
+    start = np.arange(n_out) * s - p
+    end = np.minimum(start + k, n + p)
+    if not include_pad:
+        start, end = np.maximum(start, 0), np.minimum(end, n)
+    return end - start
+
+
+def avg_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> Tensor:
+    """Mean of each window (torch.nn.functional.avg_pool2d)."""
+    x, batched = to_batch("avg_pool2d", input)
+    _check_float("avg_pool2d", x)
+    window, out_size = _pool_window("avg_pool2d", x, kernel_size, stride, padding, 1,
+                                    ceil_mode)
+    total = reduce.sum(_windows(x, window, 0.0, out_size), dim=2)
+    if divisor_override is not None:
+        if divisor_override == 0:
+            raise RuntimeError("avg_pool2d: divisor_override must be non-zero")
+        return from_batch(total / divisor_override, batched)
+    pad = (window.padding[0], window.padding[2])
+    counts = [_window_counts(n, o, k, s, p, count_include_pad) for n, o, k, s, p in
+              zip(x.shape[2:], out_size, window.kernel, window.stride, pad)]
+    divisor = move_array(np.outer(*counts).astype(x.dtype), x.device)
+    return from_batch(total / Tensor._wrap(divisor), batched)
+
+
+def _adaptive_size(op: str, x: Tensor, output_size: Any) -> tuple:
+    """(oh, ow) from an int or a pair whose None entries keep the input's size."""
+    sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * 2
+    if len(sizes) != 2:
+        raise TypeError(f"{op}: output_size must be an int or a pair, got {output_size!r}")
+    sizes = tuple(x.shape[2 + i] if s is None else s for i, s in enumerate(sizes))
+    return pair(op, "output_size", sizes, minimum=1)
+
+
+def _adaptive_axis(n_in: int, n_out: int) -> tuple:
+    """torch's adaptive windows along one axis, window i covering
+    [floor(i*n_in/n_out), ceil((i+1)*n_in/n_out)), as (n_out, K) positions padded to the
+    largest size K by repeating each window's last position, and a mask of the real ones."""
+    i = np.arange(n_out)
+    start, end = i * n_in // n_out, -(-(i + 1) * n_in // n_out)
+    index = start[:, None] + np.arange((end - start).max())
+    return np.minimum(index, end[:, None] - 1), index < end[:, None]
+
+
+def _adaptive_windows(x: Tensor, out_size: tuple) -> tuple:
+    """x's adaptive windows gathered as (N, C, oh, ow, K), their flat positions in the input
+    plane (oh, ow, K) on x's device, and the (oh, ow, K) mask of real (unrepeated) entries."""
+    n, c, h, w = x.shape
+    (ih, mh), (iw, mw) = _adaptive_axis(h, out_size[0]), _adaptive_axis(w, out_size[1])
+    flat = (ih[:, None, :, None] * w + iw[None, :, None, :]).reshape(out_size + (-1,))
+    mask = (mh[:, None, :, None] & mw[None, :, None, :]).reshape(out_size + (-1,))
+    flat = Tensor._wrap(move_array(flat, x.device))
+    windows = getitem(reshape(x, (n, c, h * w)), (slice(None), slice(None), flat))
+    return windows, flat, mask
+
+
+def _divides(x: Tensor, out_size: tuple) -> bool:
+    return x.shape[2] % out_size[0] == 0 and x.shape[3] % out_size[1] == 0
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
+    """Average over the windows that split the input into `output_size` cells
+    (torch.nn.functional.adaptive_avg_pool2d)."""
+    x, batched = to_batch("adaptive_avg_pool2d", input)
+    _check_float("adaptive_avg_pool2d", x)
+    out_size = _adaptive_size("adaptive_avg_pool2d", x, output_size)
+    if _divides(x, out_size):
+        return avg_pool2d(input, (x.shape[2] // out_size[0], x.shape[3] // out_size[1]))
+    windows, _, mask = _adaptive_windows(x, out_size)
+    weights = move_array((mask / mask.sum(-1, keepdims=True)).astype(x.dtype), x.device)
+    return from_batch(reduce.sum(windows * Tensor._wrap(weights), dim=-1), batched)
+
+
+def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = False):
+    """Largest value in each of the windows that split the input into `output_size` cells
+    (torch.nn.functional.adaptive_max_pool2d)."""
+    x, batched = to_batch("adaptive_max_pool2d", input)
+    out_size = _adaptive_size("adaptive_max_pool2d", x, output_size)
+    if _divides(x, out_size):
+        kernel = (x.shape[2] // out_size[0], x.shape[3] // out_size[1])
+        return max_pool2d(input, kernel, return_indices=return_indices)
+    # NOTE: a window's repeated last entry only duplicates a value, and max picks the first
+    # occurrence, so the padding needs no mask here.
+    windows, flat, _ = _adaptive_windows(x, out_size)
+    values, taps = reduce.max(windows, dim=-1)
+    out = from_batch(values, batched)
+    if not return_indices:
+        return out
+    xp = flat._xp
+    oh, ow = out_size
+    indices = flat.array[xp.arange(oh)[:, None], xp.arange(ow), taps.array]
+    return out, from_batch(Tensor._wrap(indices), batched)

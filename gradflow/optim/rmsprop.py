@@ -1,0 +1,68 @@
+"""RMSprop, optionally centered and with momentum (torch.optim.RMSprop)."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from ..backend import array_module
+from ..tensor import Tensor
+from .optimizer import Optimizer
+
+
+def rmsprop_step(param: Any, grad: Any, square_avg: Any, grad_avg: Any | None,
+                 momentum_buffer: Any | None, *, lr: float, alpha: float, eps: float,
+                 weight_decay: float, momentum: float, maximize: bool) -> None:
+    """One RMSprop update of `param` and its running averages, in place, on NumPy or CuPy.
+
+    `grad_avg` is given when centered (the variance estimate then subtracts the squared mean);
+    `momentum_buffer` when momentum > 0.
+    """
+    xp = array_module(param)
+    if maximize:
+        grad = -grad
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    square_avg *= alpha
+    square_avg += (1 - alpha) * grad * grad
+    if grad_avg is not None:
+        grad_avg += (1 - alpha) * (grad - grad_avg)
+        avg = xp.sqrt(square_avg - grad_avg * grad_avg)
+    else:
+        avg = xp.sqrt(square_avg)
+    avg += eps
+    if momentum_buffer is not None:
+        momentum_buffer *= momentum
+        momentum_buffer += grad / avg
+        param -= lr * momentum_buffer
+    else:
+        param -= lr * (grad / avg)
+
+
+class RMSprop(Optimizer):
+    """Divides the gradient by a running root-mean-square of recent gradients
+    (torch.optim.RMSprop)."""
+
+    _nonnegative = ("lr", "eps", "momentum", "weight_decay", "alpha")
+
+    def __init__(self, params: Iterable, lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0, momentum: float = 0,
+                 centered: bool = False, *, maximize: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered, maximize=maximize))
+
+    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        state = {"step": 0, "square_avg": self._full_like(p)}
+        if group["momentum"] > 0:
+            state["momentum_buffer"] = self._full_like(p)
+        if group["centered"]:
+            state["grad_avg"] = self._full_like(p)
+        return state
+
+    def _update(self, p: Tensor, grad: Any, state: dict[str, Any],
+                group: dict[str, Any]) -> None:
+        state["step"] += 1
+        grad_avg = state["grad_avg"].array if group["centered"] else None
+        buf = state["momentum_buffer"].array if group["momentum"] > 0 else None
+        rmsprop_step(p.array, grad, state["square_avg"].array, grad_avg, buf, lr=group["lr"],
+                     alpha=group["alpha"], eps=group["eps"],
+                     weight_decay=group["weight_decay"], momentum=group["momentum"],
+                     maximize=group["maximize"])

@@ -1,0 +1,61 @@
+"""SGD with momentum, dampening, Nesterov momentum and weight decay (torch.optim.SGD)."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from ..backend import array_module
+from ..tensor import Tensor
+from .optimizer import Optimizer
+
+
+def sgd_step(param: Any, grad: Any, momentum_buffer: Any | None, *, lr: float, momentum: float,
+             dampening: float, weight_decay: float, nesterov: bool, maximize: bool) -> Any:
+    """One SGD update of `param` (and `momentum_buffer`) in place, on NumPy or CuPy arrays.
+
+    Returns the momentum buffer, which the first step creates as a copy of the gradient (no
+    dampening on that step), as torch does; None without momentum.
+    """
+    if maximize:
+        grad = -grad
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    if momentum != 0:
+        if momentum_buffer is None:
+            # NOTE: xp.array, not grad.copy(): NumPy turns -grad of a 0-d array into a scalar
+            momentum_buffer = array_module(param).array(grad, copy=True)
+        else:
+            momentum_buffer *= momentum
+            momentum_buffer += (1 - dampening) * grad
+        grad = grad + momentum * momentum_buffer if nesterov else momentum_buffer
+    param -= lr * grad
+    return momentum_buffer
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum (torch.optim.SGD)."""
+
+    _nonnegative = ("lr", "momentum", "weight_decay")
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0,
+                 dampening: float = 0, weight_decay: float = 0, nesterov: bool = False, *,
+                 maximize: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize))
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        super()._check_group(group)
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(f"SGD: nesterov momentum requires momentum > 0 and dampening = 0 "
+                             f"(got momentum={group['momentum']!r}, "
+                             f"dampening={group['dampening']!r})")
+
+    def _update(self, p: Tensor, grad: Any, state: dict[str, Any],
+                group: dict[str, Any]) -> None:
+        buf = state.get("momentum_buffer")
+        buf = sgd_step(p.array, grad, None if buf is None else buf.array, lr=group["lr"],
+                       momentum=group["momentum"], dampening=group["dampening"],
+                       weight_decay=group["weight_decay"], nesterov=group["nesterov"],
+                       maximize=group["maximize"])
+        if buf is not None and "momentum_buffer" not in state:
+            state["momentum_buffer"] = Tensor._wrap(buf)
