@@ -295,3 +295,13 @@ def test_module_to_dtype_and_zero_grad():
     assert net.weight.grad is not None
     net.zero_grad()
     assert net.weight.grad is None
+
+
+def test_module_zero_grad_keeps_shared_gradients_intact():
+    a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+    x = gf.ones(1, 2)
+    (a(x) + b(x)).sum().backward()
+    bias_grad = b.bias.grad.numpy().copy()
+    a.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(a.bias.grad.numpy(), [0.0, 0.0])
+    np.testing.assert_array_equal(b.bias.grad.numpy(), bias_grad)

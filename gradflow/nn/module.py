@@ -6,6 +6,7 @@ from collections import OrderedDict
 from typing import Any, Callable, Iterator
 
 from ..autograd.grad_mode import no_grad
+from ..creation import zeros_like
 from ..tensor import Tensor
 from .parameter import Parameter
 
@@ -162,11 +163,9 @@ class Module:
         for p in self.parameters():
             if p.grad is None:
                 continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad = p.grad.detach()
-                p.grad.zero_()
+            # NOTE: a fresh zero tensor, not an in-place fill: autograd may hand several
+            # leaves one shared (even read-only, broadcast) gradient array.
+            p.grad = None if set_to_none else zeros_like(p.grad)
 
     def _convert(self, fn: Callable[[Tensor], Tensor]) -> "Module":
         """Replace every parameter's and buffer's values in place (to(), float(), ...)."""
