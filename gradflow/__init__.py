@@ -24,7 +24,9 @@ from .ops.shape import (contiguous, expand, flatten, permute, reshape, squeeze, 
 from .ops.index import cat, chunk, split, stack
 from .ops.matmul import matmul
 
-from . import datasets, nn, optim, transforms, utils
+from . import datasets, models, nn, optim, transforms, utils
+from .serialization import load, save
+from .summary import summary
 
 __version__ = "0.1.0"
 clip = clamp

@@ -1,0 +1,333 @@
+"""Checkpoints without pickle: `save(obj, path)` and `load(path, map_location=None)`, mirroring
+torch.save / torch.load for tensors and plain containers (state dicts of modules and optimizers).
+
+A checkpoint is an uncompressed zip archive holding
+  structure.json   {"format": "gradflow.checkpoint", "version": 1,
+                    "tensors": [{"dtype", "shape", "device", "requires_grad"}, ...],
+                    "root": the object, encoded as below}
+  tensors/<i>.npy  tensor i, written from a host copy with np.save(allow_pickle=False)
+In "root", JSON scalars and lists stand for themselves; every dict is {"__dict__": [[key, value],
+...]} (key order and key types survive), a tuple is {"__tuple__": [...]}, and a tensor is
+{"__tensor__": i}. Loading never runs code: it parses JSON and .npy headers, reads only the
+members it expects by exact name, checks each member's size against its declared shape before
+allocating, and refuses object arrays. Saving is atomic: a temp file in the target's directory
+is fsynced and then renamed over the target, so a crash leaves the previous checkpoint intact.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import tempfile
+import zipfile
+from typing import Any, Callable
+
+import numpy as np
+
+from . import dtypes
+from .backend import CPU, as_device, cuda_available, device, move_array
+from .tensor import Tensor
+
+FORMAT = "gradflow.checkpoint"
+VERSION = 1
+_STRUCTURE = "structure.json"
+_DTYPES = {str(dt): dt for dt in dtypes.SUPPORTED}
+_SCALARS = (str, int, float, bool, type(None))
+_CHUNK = 1 << 24
+_CORRUPT = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, struct.error, RecursionError)
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable gradflow checkpoint (foreign, corrupt or hostile)."""
+
+
+# -- save -------------------------------------------------------------------------------------
+def save(obj: Any, path: str | os.PathLike) -> None:
+    """Write `obj` (tensors, dicts, lists, tuples, str, int, float, bool, None) to `path`
+    atomically (torch.save). NumPy scalars are stored as the equivalent Python numbers."""
+    path = _fspath("save", path)
+    tensors: list[Tensor] = []
+    root = _encode(obj, "", tensors, {}, set())
+    meta = [{"dtype": str(t.dtype), "shape": list(t.shape), "device": str(t.device),
+             "requires_grad": bool(t.requires_grad)} for t in tensors]
+    structure = json.dumps({"format": FORMAT, "version": VERSION, "tensors": meta, "root": root})
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
+                zf.writestr(_STRUCTURE, structure)
+                for i, t in enumerate(tensors):
+                    _write_array(zf, f"tensors/{i}.npy", move_array(t.detach().array, CPU))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, _file_mode(path))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(directory)
+
+
+def _write_array(zf: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
+    with zf.open(name, "w", force_zip64=array.nbytes > (1 << 30)) as member:
+        np.lib.format.write_array(member, array, allow_pickle=False)
+
+
+def _encode(obj: Any, where: str, tensors: list, index: dict, active: set) -> Any:
+    """JSON-ready form of `obj`; tensors go to `tensors` once each (shared ones stay shared)."""
+    if isinstance(obj, Tensor):
+        if id(obj) not in index:
+            index[id(obj)] = len(tensors)
+            tensors.append(obj)
+        return {"__tensor__": index[id(obj)]}
+    if isinstance(obj, _SCALARS) and type(obj) in _SCALARS:
+        return obj
+    if isinstance(obj, (np.bool_, np.integer, np.floating)):
+        return obj.item()
+    if isinstance(obj, (int, float)):  # subclasses such as IntEnum store their value
+        return int(obj) if isinstance(obj, int) else float(obj)
+    if not isinstance(obj, (dict, list, tuple)):
+        raise TypeError(f"save: cannot store object of type {type(obj).__name__} at "
+                        f"{_where(where)}; supported: Tensor, dict, list, tuple, str, int, "
+                        "float, bool, None")
+    if id(obj) in active:
+        raise ValueError(f"save: reference cycle at {_where(where)}")
+    active.add(id(obj))
+    if isinstance(obj, dict):
+        pairs = []
+        for key, value in obj.items():
+            if not isinstance(key, _SCALARS):
+                raise TypeError(f"save: cannot store dict key {key!r} of type "
+                                f"{type(key).__name__} at {_where(where)}; keys must be str, "
+                                "int, float, bool or None")
+            key = _encode(key, where, tensors, index, active)
+            pairs.append([key, _encode(value, f"{where}[{key!r}]", tensors, index, active)])
+        out = {"__dict__": pairs}
+    else:
+        items = [_encode(v, f"{where}[{i}]", tensors, index, active) for i, v in enumerate(obj)]
+        out = {"__tuple__": items} if isinstance(obj, tuple) else items
+    active.discard(id(obj))
+    return out
+
+
+def _where(where: str) -> str:
+    return where or "the top level"
+
+
+def _file_mode(path: str) -> int:
+    """Keep the mode of the file being replaced; a new file gets 0o666 minus the umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
+def _fsync_dir(directory: str) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# -- load -------------------------------------------------------------------------------------
+def load(path: str | os.PathLike, map_location: Any = None) -> Any:
+    """Read a checkpoint written by `save` (torch.load). Tensors return to the device they were
+    saved from unless `map_location` says otherwise: 'cpu', 'cuda', 'cuda:N', a gradflow.device,
+    or a dict mapping saved device strings to targets ({'cuda:0': 'cpu'})."""
+    path = _fspath("load", path)
+    relocate = _relocator(map_location)
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+        size = os.fstat(fh.fileno()).st_size
+        if head != b"PK\x03\x04":
+            raise CheckpointError(f"load: {path!r} is not a gradflow checkpoint ({_sniff(head)})")
+        fh.seek(0)
+        try:
+            with zipfile.ZipFile(fh) as zf:
+                return _Reader(path, zf, size, relocate).run()
+        except _CORRUPT as err:
+            raise CheckpointError(f"load: {path!r} is truncated or corrupt: {err}") from None
+
+
+def _sniff(head: bytes) -> str:
+    if head[:1] == b"\x80":
+        return "it looks like a pickle file, e.g. a legacy torch.save; gradflow never unpickles"
+    if not head:
+        return "the file is empty"
+    return "it is not a zip archive"
+
+
+class _Reader:
+    def __init__(self, path: str, zf: zipfile.ZipFile, size: int,
+                 relocate: Callable[[str], device]) -> None:
+        self.path, self.zf, self.size, self.relocate = path, zf, size, relocate
+        self.tensors: dict[int, Tensor] = {}
+
+    def fail(self, what: str) -> CheckpointError:
+        return CheckpointError(f"load: {self.path!r}: {what}")
+
+    def run(self) -> Any:
+        names = set(self.zf.namelist())
+        if _STRUCTURE not in names:
+            kind = ("it looks like a PyTorch checkpoint"
+                    if any(n.endswith("data.pkl") for n in names) else f"it has no {_STRUCTURE}")
+            raise CheckpointError(f"load: {self.path!r} is not a gradflow checkpoint ({kind})")
+        try:
+            _, fh = self.member(_STRUCTURE)
+            with fh:
+                doc = json.loads(fh.read().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise self.fail(f"{_STRUCTURE} is not valid JSON ({err})") from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise CheckpointError(f"load: {self.path!r} is not a gradflow checkpoint "
+                                  f"({_STRUCTURE} has no format marker {FORMAT!r})")
+        version = doc.get("version")
+        if not _is_int(version) or version < 1:
+            raise self.fail(f"bad format version {version!r}")
+        if version > VERSION:
+            raise self.fail(f"format version {version} is newer than this gradflow reads "
+                            f"(up to {VERSION}); upgrade gradflow")
+        self.meta = doc.get("tensors")
+        if not isinstance(self.meta, list) or "root" not in doc:
+            raise self.fail(f"{_STRUCTURE} lacks the 'tensors' list or the 'root' entry")
+        return self.decode(doc["root"], "")
+
+    def member(self, name: str) -> tuple[zipfile.ZipInfo, zipfile.ZipExtFile]:
+        """Open a member by exact name (never a path on disk), refusing compressed entries and
+        entries that claim more bytes than the whole file has."""
+        try:
+            info = self.zf.getinfo(name)
+        except KeyError:
+            raise self.fail(f"missing member {name!r}") from None
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size > self.size:
+            raise self.fail(f"member {name!r} is compressed or larger than the file "
+                            f"({info.file_size} bytes)")
+        return info, self.zf.open(info)
+
+    def decode(self, node: Any, where: str) -> Any:
+        if isinstance(node, _SCALARS):
+            return node
+        if isinstance(node, list):
+            return [self.decode(v, f"{where}[{i}]") for i, v in enumerate(node)]
+        if isinstance(node, dict) and len(node) == 1:
+            (tag, body), = node.items()
+            if tag == "__tuple__" and isinstance(body, list):
+                return tuple(self.decode(v, f"{where}[{i}]") for i, v in enumerate(body))
+            if tag == "__dict__" and isinstance(body, list):
+                out = {}
+                for pair in body:
+                    if not (isinstance(pair, list) and len(pair) == 2
+                            and isinstance(pair[0], _SCALARS)):
+                        raise self.fail(f"bad dict entry {pair!r} at {_where(where)}")
+                    out[pair[0]] = self.decode(pair[1], f"{where}[{pair[0]!r}]")
+                return out
+            if tag == "__tensor__" and _is_int(body) and 0 <= body < len(self.meta):
+                if body not in self.tensors:
+                    self.tensors[body] = self.tensor(body)
+                return self.tensors[body]
+        raise self.fail(f"bad node {str(node)[:80]} at {_where(where)}")
+
+    def tensor(self, i: int) -> Tensor:
+        meta = self.meta[i]
+        name = f"tensors/{i}.npy"
+        if not isinstance(meta, dict):
+            raise self.fail(f"bad metadata for {name}")
+        dtype, shape = _DTYPES.get(meta.get("dtype")), meta.get("shape")
+        if dtype is None:
+            raise self.fail(f"{name} has unsupported dtype {meta.get('dtype')!r} (object arrays "
+                            f"are refused); expected one of {', '.join(_DTYPES)}")
+        if not (isinstance(shape, list) and all(_is_int(s) and s >= 0 for s in shape)):
+            raise self.fail(f"{name} has bad shape {shape!r}")
+        try:
+            saved = device(meta.get("device"))
+        except (TypeError, ValueError) as err:
+            raise self.fail(f"{name}: {err}") from None
+        array = self.array(name, dtype, tuple(shape))
+        target = self.relocate(str(saved))
+        if target.type == "cuda":
+            if not cuda_available():
+                raise RuntimeError(
+                    f"load: {self.path!r} holds a tensor saved on {saved} but CUDA is not "
+                    "available; pass map_location='cpu' to load it on the CPU")
+            try:
+                target = as_device(target)
+            except RuntimeError as err:
+                raise RuntimeError(f"load: {self.path!r}: {err}; pass map_location='cpu' or "
+                                   "'cuda:0' to choose another device") from None
+            array = move_array(array, target)
+        return Tensor._wrap(array, requires_grad=meta.get("requires_grad") is True)
+
+    def array(self, name: str, dtype: np.dtype, shape: tuple) -> np.ndarray:
+        """Read one .npy member, checking its header and size before allocating anything."""
+        info, fh = self.member(name)
+        size = info.file_size
+        with fh:
+            try:
+                major, _ = np.lib.format.read_magic(fh)
+                if major == 1:
+                    header = np.lib.format.read_array_header_1_0(fh)
+                else:
+                    header = np.lib.format.read_array_header_2_0(fh)
+            except ValueError as err:
+                raise self.fail(f"{name} has a bad .npy header ({err})") from None
+            found_shape, fortran, found_dtype = header
+            if found_dtype.hasobject:
+                raise self.fail(f"{name} holds an object array; refused (it would need pickle)")
+            if found_dtype != dtype or tuple(found_shape) != shape:
+                raise self.fail(f"{name} holds {found_dtype} {tuple(found_shape)} but the "
+                                f"structure says {dtype} {shape}")
+            nbytes = math.prod(shape) * dtype.itemsize
+            if size - fh.tell() != nbytes:
+                raise self.fail(f"{name} declares shape {shape} ({nbytes} bytes) but holds "
+                                f"{size - fh.tell()} bytes of data")
+            buf = bytearray(nbytes)
+            view = memoryview(buf)
+            done = 0
+            while done < nbytes:
+                chunk = fh.read(min(_CHUNK, nbytes - done))
+                if not chunk:
+                    raise self.fail(f"{name} ends early")
+                view[done:done + len(chunk)] = chunk
+                done += len(chunk)
+            fh.read(1)  # reach end of member so zipfile checks its CRC
+        return np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _relocator(map_location: Any) -> Callable[[str], device]:
+    """A function from a saved device string to the device the tensor should load onto."""
+    if map_location is None:
+        return device
+    if isinstance(map_location, (str, device)):
+        target = device(map_location)
+        return lambda saved: target
+    if isinstance(map_location, dict):
+        table = {device(k): device(v) for k, v in map_location.items()}
+        return lambda saved: table.get(device(saved), device(saved))
+    raise TypeError(f"load: map_location must be None, a device string, a gradflow.device or a "
+                    f"dict, got {type(map_location).__name__}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _fspath(op: str, path: Any) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{op}: expected a file path (str or os.PathLike), got "
+                        f"{type(path).__name__}")
+    return os.fspath(path)
