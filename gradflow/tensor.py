@@ -430,6 +430,12 @@ class Tensor:
     def __xor__(self, other): return ops.elementwise.logical_xor(self, other)
     def __invert__(self): return ops.elementwise.logical_not(self)
     def __getitem__(self, index): return ops.index.getitem(self, index)
+    # NOTE: augmented assignment updates in place, as in PyTorch, so `p -= lr * p.grad` under
+    # no_grad changes the parameter itself rather than rebinding a loop variable.
+    def __iadd__(self, other): return self.add_(other)
+    def __isub__(self, other): return self.sub_(other)
+    def __imul__(self, other): return self.mul_(other)
+    def __itruediv__(self, other): return self.div_(other)
 
     # -- named methods ------------------------------------------------------------------------
     def add(self, other, alpha=1): return self + other * alpha if alpha != 1 else self + other

@@ -215,3 +215,20 @@ def test_max_with_dim_returns_values_and_indices():
 def test_bad_input_gives_clear_errors(action, error, pattern):
     with pytest.raises(error, match=pattern):
         action()
+
+
+def test_augmented_assignment_updates_in_place():
+    w = gf.ones(3, requires_grad=True)
+    (w * 2).sum().backward()
+    params = [w]
+    with gf.no_grad():
+        for p in params:
+            p -= 0.5 * p.grad
+    np.testing.assert_allclose(w.detach().numpy(), [0.0, 0.0, 0.0])
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        w += 1
+    x = gf.ones(2)
+    alias = x
+    x *= 3
+    x /= 2
+    assert alias is x and x.tolist() == [1.5, 1.5]
