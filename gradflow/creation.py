@@ -108,7 +108,7 @@ def _shape(op: str, size: tuple) -> tuple:
     return tuple(int(s) for s in size)
 
 
-def _float_dtype(dtype: Any, op: str) -> np.dtype:
+def _dtype_or_default(dtype: Any) -> np.dtype:
     """The requested dtype, or the default float dtype when none is given."""
     return dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype)
 
@@ -116,8 +116,10 @@ def _float_dtype(dtype: Any, op: str) -> np.dtype:
 def _filled(op: str, size: tuple, value: Any, dtype: Any, device: Any,
             requires_grad: bool) -> Tensor:
     dev = CPU if device is None else as_device(device)
-    dt = _float_dtype(dtype, op) if dtype is not None or not isinstance(value, (bool, int)) \
-        else dtypes.scalar_dtype(value)
+    if dtype is not None or value is None:
+        dt = _dtype_or_default(dtype)
+    else:
+        dt = dtypes.scalar_dtype(value)  # full((2,), 7) is int64, full((2,), 7.0) float32
     xp = module_for(dev)
     shape = _shape(op, size)
     arr = xp.empty(shape, dt) if value is None else xp.full(shape, value, dt)
@@ -194,14 +196,14 @@ def linspace(start: float, end: float, steps: int, dtype: Any = None, device: An
     if steps < 0:
         raise ValueError(f"linspace: number of steps must be non-negative, got {steps}")
     dev = CPU if device is None else as_device(device)
-    arr = module_for(dev).linspace(start, end, steps, dtype=_float_dtype(dtype, "linspace"))
+    arr = module_for(dev).linspace(start, end, steps, dtype=_dtype_or_default(dtype))
     return _finish(arr, requires_grad)
 
 
 def eye(n: int, m: int | None = None, dtype: Any = None, device: Any = None,
         requires_grad: bool = False) -> Tensor:
     dev = CPU if device is None else as_device(device)
-    arr = module_for(dev).eye(n, n if m is None else m, dtype=_float_dtype(dtype, "eye"))
+    arr = module_for(dev).eye(n, n if m is None else m, dtype=_dtype_or_default(dtype))
     return _finish(arr, requires_grad)
 
 
@@ -209,7 +211,7 @@ def _random(op: str, draw_cpu, draw_cuda, size: tuple, dtype: Any, device: Any,
             requires_grad: bool, generator: Generator | None) -> Tensor:
     dev = CPU if device is None else as_device(device)
     shape = _shape(op, size)
-    dt = _float_dtype(dtype, op)
+    dt = _dtype_or_default(dtype)
     if dev.type == "cpu":
         arr = draw_cpu(cpu_rng(generator), shape).astype(dt, copy=False)
     else:

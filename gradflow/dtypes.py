@@ -49,10 +49,6 @@ def as_dtype(dtype: Any) -> np.dtype:
     return dt
 
 
-def is_floating(dtype: np.dtype) -> builtins.bool:
-    return dtype.kind == "f"
-
-
 def _category(dtype: np.dtype) -> builtins.int:
     return {"b": 0, "u": 1, "i": 1, "f": 2}[dtype.kind]
 
