@@ -1,8 +1,13 @@
 """Shared fixtures: every device-parametrised test runs on the CPU, and on CUDA (marked `gpu`)
 where CuPy sees a GPU; without one the CUDA cases skip with a reason."""
+import contextlib
+
+import emulator
+import numpy as np
 import pytest
 
 import gradflow as gf
+from gradflow.cuda import compiler
 
 
 def pytest_collection_modifyitems(config, items):
@@ -23,3 +28,39 @@ def device(request):
 @pytest.fixture(autouse=True)
 def _seed():
     gf.manual_seed(0)
+
+
+class KernelBackend:
+    """Where a kernel test runs gradflow's own kernels: on a GPU ('cuda'), or on the CPU
+    through the emulator ('emulator'), where NumPy float arrays take the GPU code path."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.device = "cuda" if name == "cuda" else "cpu"
+
+    @contextlib.contextmanager
+    def active(self):
+        """Route ops through the kernels; yields the list of kernels launched meanwhile."""
+        launched = []
+        real_launch = compiler.launch
+
+        def counting_launch(family, name, *args, **kwargs):
+            launched.append(f"{family}.{name}")
+            return real_launch(family, name, *args, **kwargs)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(compiler, "launch", counting_launch)
+            if self.name == "emulator":
+                patch.setattr(compiler, "uses_kernels", lambda a: isinstance(a, np.ndarray)
+                              and a.dtype in compiler.C_TYPES)
+                patch.setattr(compiler, "load_module", emulator.load)
+            yield launched
+
+
+@pytest.fixture(params=["emulator", pytest.param("cuda", marks=pytest.mark.gpu)])
+def kernel_backend(request):
+    """The kernel tests' backend: the CPU emulator always (skipped without g++), a GPU where
+    there is one."""
+    if request.param == "emulator" and emulator.compiler() is None:
+        pytest.skip("no C++ compiler (g++): the kernel emulator cannot build")
+    return KernelBackend(request.param)

@@ -1,7 +1,8 @@
 """Functional forms of the layers and losses (torch.nn.functional).
 
 Everything here is composed from gradflow's differentiable ops, so gradients and second
-derivatives come from those ops; the GPU issue swaps fused kernels in behind the same names.
+derivatives come from those ops. On the GPU, batch_norm (training) and cross_entropy run fused
+kernels instead; the composites here stay their reference and give their double backward.
 """
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from typing import Any
 from .. import dtypes
 from ..autograd.grad_mode import no_grad
 from ..creation import rand, zeros
+from ..cuda import compiler
 from ..ops.conv import conv2d
 from ..ops.elementwise import erf, exp, log, maximum, minimum, relu, sigmoid, tanh, where
 from ..ops.index import cat
+from ..ops.loss import SoftmaxCrossEntropy
 from ..ops.matmul import matmul
+from ..ops.norm import BatchNormTrain
 from ..ops.pad import pad
 from ..ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from ..ops.reduce import amax, logsumexp
@@ -118,7 +122,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     """Normalise each channel by batch statistics (training) or running ones (eval).
 
     In training the running averages are updated in place with the unbiased variance, as in
-    torch; `momentum=None` is handled by the module (cumulative average).
+    torch; `momentum=None` is handled by the module (cumulative average). On the GPU,
+    training runs the fused kernels of `gradflow.ops.norm`; this composite is their reference.
     """
     if input.ndim < 2:
         raise RuntimeError(f"batch_norm: expected an input with at least 2 dims (N, C, ...), "
@@ -129,21 +134,37 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         if t is not None and tuple(t.shape) != (c,):
             raise RuntimeError(f"batch_norm: {name} should have shape ({c},) for an input with "
                                f"{c} channels, got {tuple(t.shape)}")
+    if training and input.numel() // max(c, 1) <= 1:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                         f"got input size {tuple(input.shape)}")
+    m = 0.1 if momentum is None else momentum
+    if compiler.uses_kernels(input.array) and (training or running_mean is None):
+        update = training and running_mean is not None
+        return BatchNormTrain.apply(
+            input, weight, bias, running_mean=running_mean if update else None,
+            running_var=running_var if update else None, momentum=m, eps=eps,
+            reference=lambda x, w, b: _batch_norm_reference(x, None, None, w, b, True, m, eps))
+    return _batch_norm_reference(input, running_mean, running_var, weight, bias, training, m,
+                                 eps)
+
+
+def _batch_norm_reference(input: Tensor, running_mean: Tensor | None,
+                          running_var: Tensor | None, weight: Tensor | None,
+                          bias: Tensor | None, training: bool, momentum: float,
+                          eps: float) -> Tensor:
+    """batch_norm composed from differentiable ops (arguments already checked)."""
+    c = input.shape[1]
     axes = (0,) + tuple(range(2, input.ndim))
     if training or running_mean is None:
         count = input.numel() // max(c, 1)
-        if training and count <= 1:
-            raise ValueError(f"batch_norm: expected more than 1 value per channel when "
-                             f"training, got input size {tuple(input.shape)}")
         mean = input.mean(axes, keepdim=True)
         centred = input - mean
         var = (centred * centred).mean(axes, keepdim=True)
         if training and running_mean is not None:
             with no_grad():
-                m = 0.1 if momentum is None else momentum
-                running_mean.mul_(1 - m).add_(reshape(mean.detach(), (c,)) * m)
+                running_mean.mul_(1 - momentum).add_(reshape(mean.detach(), (c,)) * momentum)
                 unbiased = reshape(var.detach(), (c,)) * (count / max(count - 1, 1))
-                running_var.mul_(1 - m).add_(unbiased * m)
+                running_var.mul_(1 - momentum).add_(unbiased * momentum)
     else:
         mean = _channel_view(running_mean, input.ndim)
         centred = input - mean
@@ -314,10 +335,33 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
-    """log_softmax + nll_loss over class indices, with torch's label smoothing."""
+    """log_softmax + nll_loss over class indices, with torch's label smoothing; one fused
+    kernel each way on the GPU (`gradflow.ops.loss`), with this composite as its reference."""
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
                          f"{label_smoothing}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got "
+                         f"{reduction!r}")
+    _check_targets("cross_entropy", input, target)
+    fused = compiler.uses_kernels(input.array) and input.numel() > 0 and (
+        weight is None or not weight.requires_grad)
+    if not fused:
+        return _cross_entropy_reference(input, target, weight, ignore_index, reduction,
+                                        label_smoothing)
+    rows = _classes_last(input)
+    loss = SoftmaxCrossEntropy.apply(
+        rows, reshape(target, (-1,)), weight, ignore_index=ignore_index,
+        smoothing=label_smoothing, reduction=reduction,
+        reference=lambda x, t, w: _cross_entropy_reference(x, t, w, ignore_index, reduction,
+                                                            label_smoothing))
+    return reshape(loss, tuple(target.shape)) if reduction == "none" else loss
+
+
+def _cross_entropy_reference(input: Tensor, target: Tensor, weight: Tensor | None,
+                             ignore_index: int, reduction: str,
+                             label_smoothing: float) -> Tensor:
+    """cross_entropy composed from differentiable ops (arguments already checked)."""
     class_dim = 1 if input.ndim >= 2 else 0
     logp = log_softmax(input, class_dim)
     nll = nll_loss(logp, target, weight, ignore_index, reduction)

@@ -1,21 +1,26 @@
-"""2-D convolution lowered to im2col and one batched matmul (as in Caffe and Chainer).
+"""2-D convolution lowered to im2col and a batched matmul (as in Caffe and Chainer).
 
-`Im2col` copies every kernel window of the padded input into a column; `Col2im`, its adjoint,
-adds columns back into the image. Each is the other's backward, so `conv2d`, composed from them,
-reshape and matmul, gets first and second derivatives from existing ops. The pooling ops reuse
-the same windows.
+`im2col_array` copies every kernel window of the padded input into a column and
+`col2im_array`, its adjoint, adds columns back into the image; on the GPU both are kernels of
+kernels/conv.cu. Three ops close under differentiation: `Conv2d`, its input gradient
+`Conv2dGradInput` (a transposed convolution) and its weight gradient `Conv2dGradWeight`; each
+one's backward is made of the three, so every derivative order works. Each runs over the batch
+in chunks whose columns fit in `WORKSPACE_BYTES`, so the lowered buffer stays bounded.
+The pooling ops reuse the windows through `Im2col`.
 """
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..autograd.function import Op
 from ..backend import array_module
+from ..cuda import compiler
+from ..cuda import conv as kernels
 from ..tensor import Tensor
-from .matmul import matmul
 from .pad import constant_pad_array
 from .shape import reshape, squeeze, unsqueeze
 
@@ -38,6 +43,8 @@ class Window(NamedTuple):
 def im2col_array(a: Any, window: Window, value: float):
     """(N, C, H, W) -> (N, C*kh*kw, oh*ow): one column per output pixel, its rows ordered
     (channel, kernel row, kernel column) like a flattened (O, C, kh, kw) weight."""
+    if compiler.uses_kernels(a):
+        return kernels.im2col(a, window, value)
     xp = array_module(a)
     n, c, h, w = a.shape
     (kh, kw), (sh, sw), (dh, dw) = window.kernel, window.stride, window.dilation
@@ -56,6 +63,8 @@ def im2col_array(a: Any, window: Window, value: float):
 def col2im_array(cols: Any, shape: tuple, window: Window):
     """The adjoint of `im2col_array`: add each column entry back onto the pixel it was read
     from, one strided-slice add per kernel tap, and drop the padding."""
+    if compiler.uses_kernels(cols):
+        return kernels.col2im(cols, shape, window)
     xp = array_module(cols)
     n, c, h, w = shape
     (kh, kw), (sh, sw), (dh, dw) = window.kernel, window.stride, window.dilation
@@ -98,6 +107,127 @@ class Col2im(Op):
     @staticmethod
     def backward(ctx, g):
         return Im2col.apply(g, window=ctx.window, value=0.0)
+
+
+# -- convolution ------------------------------------------------------------------------------
+WORKSPACE_BYTES = 256 * 2**20  # the most memory one chunk's im2col columns may take
+
+
+def _batch_chunks(n: int, shape: tuple, window: Window, itemsize: int) -> list:
+    """Slices of the batch whose im2col columns fit in WORKSPACE_BYTES (at least one sample)."""
+    oh, ow = window.out_size(*shape[2:])
+    per_sample = shape[1] * math.prod(window.kernel) * oh * ow * itemsize
+    step = max(1, WORKSPACE_BYTES // max(per_sample, 1))
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def conv2d_array(x, w, window: Window, groups: int):
+    """(N, C, H, W) x (O, C/g, kh, kw) -> (N, O, oh, ow), a chunk of the batch at a time."""
+    xp = array_module(x)
+    n, o = x.shape[0], w.shape[0]
+    oh, ow = window.out_size(*x.shape[2:])
+    weight = w.reshape(groups, o // groups, -1)
+    out = xp.empty((n, groups, o // groups, oh * ow), x.dtype)
+    for part in _batch_chunks(n, x.shape, window, x.itemsize):
+        cols = im2col_array(x[part], window, 0.0)
+        xp.matmul(weight, cols.reshape(cols.shape[0], groups, -1, oh * ow), out=out[part])
+    return out.reshape(n, o, oh, ow)
+
+
+def conv2d_grad_input_array(gy, w, shape: tuple, window: Window, groups: int):
+    """The input gradient of conv2d (a transposed convolution): W^T gy, folded by col2im."""
+    xp = array_module(gy)
+    n, o = shape[0], w.shape[0]
+    weight_t = w.reshape(groups, o // groups, -1).transpose(0, 2, 1)
+    grads = gy.reshape(n, groups, o // groups, -1)
+    gx = xp.empty(shape, gy.dtype)
+    for part in _batch_chunks(n, shape, window, gy.itemsize):
+        cols = xp.matmul(weight_t, grads[part])
+        m = cols.shape[0]
+        gx[part] = col2im_array(cols.reshape(m, -1, cols.shape[-1]), (m,) + tuple(shape[1:]),
+                                window)
+    return gx
+
+
+def conv2d_grad_weight_array(x, gy, wshape: tuple, window: Window, groups: int):
+    """The weight gradient of conv2d: gy times the columns' transpose, summed over the
+    batch in one product per chunk."""
+    xp = array_module(x)
+    n, o = x.shape[0], wshape[0]
+    gw = xp.zeros((groups, o // groups, math.prod(wshape[1:])), x.dtype)
+    grads = gy.reshape(n, groups, o // groups, -1)
+    for part in _batch_chunks(n, x.shape, window, x.itemsize):
+        cols = im2col_array(x[part], window, 0.0)
+        m, pixels = cols.shape[0], cols.shape[-1]
+        # NOTE: batch and pixels together form the contraction: (g, O/g, m*P) @ (g, m*P, K).
+        lhs = grads[part].transpose(1, 2, 0, 3).reshape(groups, o // groups, m * pixels)
+        rhs = cols.reshape(m, groups, -1, pixels).transpose(1, 0, 3, 2)
+        gw += xp.matmul(lhs, rhs.reshape(groups, m * pixels, -1))
+    return gw.reshape(wshape)
+
+
+class Conv2d(Op):
+    """2-D cross-correlation (torch.nn.functional.conv2d without the bias)."""
+
+    op_name = "conv2d"
+
+    @staticmethod
+    def forward(ctx, x, w, window, groups):
+        ctx.save_for_backward(x, w)
+        ctx.window, ctx.groups = window, groups
+        return conv2d_array(x.array, w.array, window, groups)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, w = ctx.saved_tensors
+        args = dict(window=ctx.window, groups=ctx.groups)
+        gx = Conv2dGradInput.apply(gy, w, shape=tuple(x.shape), **args) \
+            if ctx.needs_input_grad[0] else None
+        gw = Conv2dGradWeight.apply(x, gy, wshape=tuple(w.shape), **args) \
+            if ctx.needs_input_grad[1] else None
+        return gx, gw
+
+
+class Conv2dGradInput(Op):
+    """conv2d's input gradient from the output gradient and the weight; linear in each."""
+
+    op_name = "conv2d_grad_input"
+
+    @staticmethod
+    def forward(ctx, gy, w, shape, window, groups):
+        ctx.save_for_backward(gy, w)
+        ctx.window, ctx.groups = window, groups
+        return conv2d_grad_input_array(gy.array, w.array, shape, window, groups)
+
+    @staticmethod
+    def backward(ctx, g):
+        gy, w = ctx.saved_tensors
+        args = dict(window=ctx.window, groups=ctx.groups)
+        d_gy = Conv2d.apply(g, w, **args) if ctx.needs_input_grad[0] else None
+        d_w = Conv2dGradWeight.apply(g, gy, wshape=tuple(w.shape), **args) \
+            if ctx.needs_input_grad[1] else None
+        return d_gy, d_w
+
+
+class Conv2dGradWeight(Op):
+    """conv2d's weight gradient from the input and the output gradient; linear in each."""
+
+    op_name = "conv2d_grad_weight"
+
+    @staticmethod
+    def forward(ctx, x, gy, wshape, window, groups):
+        ctx.save_for_backward(x, gy)
+        ctx.window, ctx.groups = window, groups
+        return conv2d_grad_weight_array(x.array, gy.array, wshape, window, groups)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, gy = ctx.saved_tensors
+        args = dict(window=ctx.window, groups=ctx.groups)
+        d_x = Conv2dGradInput.apply(gy, g, shape=tuple(x.shape), **args) \
+            if ctx.needs_input_grad[0] else None
+        d_gy = Conv2d.apply(x, g, **args) if ctx.needs_input_grad[1] else None
+        return d_x, d_gy
 
 
 # -- argument handling shared with pooling ----------------------------------------------------
@@ -209,14 +339,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: An
     dilation = pair("conv2d", "dilation", dilation, minimum=1)
     kernel = tuple(weight.shape[2:])
     window = Window(kernel, stride, dilation, conv_padding(padding, kernel, stride, dilation))
-    n, c, h, w = x.shape
-    oh, ow = check_window("conv2d", window, x.shape)
-    o = weight.shape[0]
-    # NOTE: Im2col's rows run (channel, ky, kx) with channels grouped contiguously, so the
-    # columns split into (groups, C/groups*kh*kw) rows and meet the weight's
-    # (groups, O/groups, C/groups*kh*kw) in one matmul broadcast over the batch.
-    cols = reshape(Im2col.apply(x, window=window, value=0.0), (n, groups, -1, oh * ow))
-    out = reshape(matmul(reshape(weight, (groups, o // groups, -1)), cols), (n, o, oh, ow))
+    check_window("conv2d", window, x.shape)
+    out = Conv2d.apply(x, weight, window=window, groups=groups)
     if bias is not None:
-        out = out + reshape(bias, (o, 1, 1))
+        out = out + reshape(bias, (weight.shape[0], 1, 1))
     return from_batch(out, batched)

@@ -4,20 +4,102 @@
 Fixed windows are conv's `Im2col` columns, so the backward is `Col2im`: the max's gradient
 reaches its argmax through `max` along the window axis, the average's is spread by `sum`.
 Adaptive windows differ in size; they are gathered at the largest size with `getitem`, whose
-backward is a scatter-add.
+backward is a scatter-add. On the GPU, max, average and adaptive-average pooling run the
+kernels of kernels/pool.cu instead (`MaxPool2dKernel`, `LinearPoolKernel`); the compositions
+here are their reference.
 """
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from ..autograd.function import Op
 from ..backend import move_array
+from ..cuda import compiler
+from ..cuda import pool as kernels
 from ..tensor import Tensor
 from . import reduce
 from .conv import Im2col, Window, check_window, from_batch, pair, to_batch
 from .index import getitem
 from .shape import reshape
+
+
+class MaxPool2dKernel(Op):
+    """Max pooling by kernel: the window maxima and their flat positions in each plane."""
+
+    op_name = "max_pool2d"
+
+    @staticmethod
+    def forward(ctx, x, out_size, window):
+        pt, _, pl, _ = window.padding
+        ctx.geometry = (window.kernel, window.stride, (pt, pl), window.dilation)
+        values, ctx.argmax = kernels.maxpool2d(x.array, out_size, *ctx.geometry)
+        ctx.in_shape = tuple(x.shape)
+        return values, ctx.argmax
+
+    @staticmethod
+    def backward(ctx, g, _):
+        return MaxPool2dKernelBackward.apply(g, argmax=ctx.argmax, in_shape=ctx.in_shape,
+                                             geometry=ctx.geometry)
+
+
+class MaxPool2dKernelBackward(Op):
+    """Route each window's gradient to its maximum; its own backward gathers at the maxima."""
+
+    op_name = "max_pool2d_backward"
+
+    @staticmethod
+    def forward(ctx, g, argmax, in_shape, geometry):
+        ctx.argmax = argmax
+        return kernels.maxpool2d_backward(g.array, argmax, in_shape, *geometry)
+
+    @staticmethod
+    def backward(ctx, gg):
+        n, c, h, w = gg.shape
+        xp, argmax = gg._xp, ctx.argmax
+        planes = Tensor._wrap(xp.arange(n * c)[:, None])
+        picked = getitem(reshape(gg, (n * c, h * w)),
+                         (planes, Tensor._wrap(argmax.reshape(n * c, -1))))
+        return reshape(picked, argmax.shape)
+
+
+class KernelPool(NamedTuple):
+    """A linear pooling map run by kernels: `forward(x)` and its adjoint `adjoint(g, shape)`."""
+
+    forward: Callable
+    adjoint: Callable
+
+
+class LinearPoolKernel(Op):
+    """Average or adaptive-average pooling by kernel; the adjoint kernel is its backward."""
+
+    op_name = "avg_pool2d"
+
+    @staticmethod
+    def forward(ctx, x, pool):
+        ctx.pool, ctx.in_shape = pool, tuple(x.shape)
+        return pool.forward(x.array)
+
+    @staticmethod
+    def backward(ctx, g):
+        return LinearPoolKernelAdjoint.apply(g, pool=ctx.pool, shape=ctx.in_shape)
+
+
+class LinearPoolKernelAdjoint(Op):
+    """The backward of `LinearPoolKernel`, whose own backward is that op again."""
+
+    op_name = "avg_pool2d_backward"
+
+    @staticmethod
+    def forward(ctx, g, pool, shape):
+        ctx.pool = pool
+        return pool.adjoint(g.array, shape)
+
+    @staticmethod
+    def backward(ctx, gg):
+        return LinearPoolKernel.apply(gg, pool=ctx.pool)
 
 
 def _pool_window(op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any,
@@ -83,11 +165,13 @@ def max_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
     x, batched = to_batch("max_pool2d", input)
     window, out_size = _pool_window("max_pool2d", x, kernel_size, stride, padding, dilation,
                                     ceil_mode)
-    values, taps = reduce.max(_windows(x, window, _lowest(x.dtype), out_size), dim=2)
+    if compiler.uses_kernels(x.array):
+        values, indices = MaxPool2dKernel.apply(x, out_size=out_size, window=window)
+    else:
+        values, taps = reduce.max(_windows(x, window, _lowest(x.dtype), out_size), dim=2)
+        indices = _plane_indices(taps, window, x.shape[3]) if return_indices else None
     out = from_batch(values, batched)
-    if not return_indices:
-        return out
-    return out, from_batch(_plane_indices(taps, window, x.shape[3]), batched)
+    return (out, from_batch(indices, batched)) if return_indices else out
 
 
 def _window_counts(n: int, n_out: int, k: int, s: int, p: int, include_pad: bool):
@@ -108,10 +192,17 @@ def avg_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
     _check_float("avg_pool2d", x)
     window, out_size = _pool_window("avg_pool2d", x, kernel_size, stride, padding, 1,
                                     ceil_mode)
+    if divisor_override is not None and divisor_override == 0:
+        raise RuntimeError("avg_pool2d: divisor_override must be non-zero")
+    if compiler.uses_kernels(x.array):
+        geometry = dict(kernel=window.kernel, stride=window.stride,
+                        padding=(window.padding[0], window.padding[2]),
+                        count_include_pad=count_include_pad, divisor=divisor_override)
+        pool = KernelPool(functools.partial(kernels.avgpool2d, out_size=out_size, **geometry),
+                          functools.partial(kernels.avgpool2d_backward, **geometry))
+        return from_batch(LinearPoolKernel.apply(x, pool=pool), batched)
     total = reduce.sum(_windows(x, window, 0.0, out_size), dim=2)
     if divisor_override is not None:
-        if divisor_override == 0:
-            raise RuntimeError("avg_pool2d: divisor_override must be non-zero")
         return from_batch(total / divisor_override, batched)
     pad = (window.padding[0], window.padding[2])
     counts = [_window_counts(n, o, k, s, p, count_include_pad) for n, o, k, s, p in
@@ -161,6 +252,10 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
     x, batched = to_batch("adaptive_avg_pool2d", input)
     _check_float("adaptive_avg_pool2d", x)
     out_size = _adaptive_size("adaptive_avg_pool2d", x, output_size)
+    if compiler.uses_kernels(x.array):
+        pool = KernelPool(functools.partial(kernels.adaptive_avgpool2d, out_size=out_size),
+                          kernels.adaptive_avgpool2d_backward)
+        return from_batch(LinearPoolKernel.apply(x, pool=pool), batched)
     if _divides(x, out_size):
         return avg_pool2d(input, (x.shape[2] // out_size[0], x.shape[3] // out_size[1]))
     windows, _, mask = _adaptive_windows(x, out_size)

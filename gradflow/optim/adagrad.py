@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ..backend import array_module
+from ..cuda import optim as fused
 from ..tensor import Tensor
 from .optimizer import Optimizer
 
@@ -16,6 +17,9 @@ def adagrad_step(param: Any, grad: Any, state_sum: Any, *, step: int, lr: float,
     `step` counts this update (1 on the first); the learning rate decays as
     lr / (1 + (step - 1) * lr_decay).
     """
+    if fused.fusable(param, state_sum):
+        return fused.adagrad(param, grad, state_sum, step=step, lr=lr, lr_decay=lr_decay,
+                             weight_decay=weight_decay, eps=eps, maximize=maximize)
     xp = array_module(param)
     if maximize:
         grad = -grad

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ..backend import array_module
+from ..cuda import optim as fused
 from ..tensor import Tensor
 from .optimizer import Optimizer
 
@@ -16,6 +17,10 @@ def adam_step(param: Any, grad: Any, exp_avg: Any, exp_avg_sq: Any, max_exp_avg_
     `step` counts this update (1 on the first). `max_exp_avg_sq` is given for AMSGrad.
     Decoupled weight decay (AdamW) shrinks the parameter instead of adding to the gradient.
     """
+    if fused.fusable(param, exp_avg, exp_avg_sq, max_exp_avg_sq):
+        return fused.adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step=step, lr=lr,
+                          beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                          maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
     xp = array_module(param)
     if maximize:
         grad = -grad

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ..backend import array_module
+from ..cuda import optim as fused
 from ..tensor import Tensor
 from .optimizer import Optimizer
 
@@ -16,6 +17,10 @@ def rmsprop_step(param: Any, grad: Any, square_avg: Any, grad_avg: Any | None,
     `grad_avg` is given when centered (the variance estimate then subtracts the squared mean);
     `momentum_buffer` when momentum > 0.
     """
+    if fused.fusable(param, square_avg, grad_avg, momentum_buffer):
+        return fused.rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr=lr,
+                             alpha=alpha, eps=eps, weight_decay=weight_decay,
+                             momentum=momentum, maximize=maximize)
     xp = array_module(param)
     if maximize:
         grad = -grad

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ..backend import array_module
+from ..cuda import optim as fused
 from ..tensor import Tensor
 from .optimizer import Optimizer
 
@@ -15,6 +16,10 @@ def sgd_step(param: Any, grad: Any, momentum_buffer: Any | None, *, lr: float, m
     Returns the momentum buffer, which the first step creates as a copy of the gradient (no
     dampening on that step), as torch does; None without momentum.
     """
+    if fused.fusable(param, momentum_buffer):
+        return fused.sgd(param, grad, momentum_buffer, lr=lr, momentum=momentum,
+                         dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
+                         maximize=maximize)
     if maximize:
         grad = -grad
     if weight_decay != 0:

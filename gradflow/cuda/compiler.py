@@ -1,0 +1,93 @@
+"""Compile kernels/*.cu once per process and device through cupy.RawModule, and launch them.
+
+A family's kernels are templates over the element type; each `.cu` file lists its explicit
+instantiations (`template __global__ void im2col<float>(...)`), and those lines are the name
+expressions the module is compiled with, so a kernel and its list cannot drift apart. CuPy
+keeps the compiled binary in its on-disk cache, so later processes skip NVRTC.
+
+Set GRADFLOW_CUDA_DEBUG=1 (or call `set_debug(True)`) to synchronise after every launch and
+name the kernel that faulted, at the cost of speed.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+from typing import Any
+
+import numpy as np
+
+from ..backend import array_module, cupy_module
+from ..kernels_path import kernel_dir
+
+# The element types the kernels are instantiated for, and their C names.
+C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+THREADS = 256  # threads per block of the 1-D grid-stride kernels
+MAX_BLOCKS = 65535 * 4  # grid-stride loops cover the rest
+_INSTANTIATION = re.compile(r"^template __global__ void (\w+<[\w ,]+>)\(", re.MULTILINE)
+_debug = os.environ.get("GRADFLOW_CUDA_DEBUG", "") not in ("", "0")
+
+
+def set_debug(enabled: bool) -> None:
+    """Synchronise and check for errors after every kernel launch (slow; for debugging)."""
+    global _debug
+    _debug = bool(enabled)
+
+
+def name_expressions(source: str) -> list:
+    """The kernels a `.cu` source instantiates, as `name<type>` strings."""
+    return [" ".join(m.split()) for m in _INSTANTIATION.findall(source)]
+
+
+def uses_kernels(array: Any) -> bool:
+    """True when gradflow's own kernels handle ops on `array`: a CuPy array of a kernel
+    dtype. Other arrays take the array-module path."""
+    return array_module(array) is not np and array.dtype in C_TYPES
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(family: str, device_id: int):
+    path = kernel_dir() / f"{family}.cu"
+    source = path.read_text()
+    cp = cupy_module()
+    with cp.cuda.Device(device_id):
+        return cp.RawModule(code=source, options=("-std=c++17", f"-I{kernel_dir()}"),
+                            name_expressions=name_expressions(source))
+
+
+def load_module(family: str) -> Any:
+    """The compiled module of kernels/<family>.cu on the current device (compiled once)."""
+    return _compiled(family, cupy_module().cuda.Device().id)
+
+
+def kernel(family: str, name: str, dtype: Any) -> Any:
+    """The kernel `name` of `family` for elements of `dtype`."""
+    return load_module(family).get_function(f"{name}<{C_TYPES[np.dtype(dtype)]}>")
+
+
+def blocks_for(n: int, threads: int = THREADS) -> int:
+    """Blocks for a grid-stride loop over n items: one item per thread up to MAX_BLOCKS."""
+    return max(1, min(-(-n // threads), MAX_BLOCKS))
+
+
+def launch(family: str, name: str, dtype: Any, grid: int, block: int, args: tuple) -> None:
+    """Launch a kernel on a 1-D grid; in debug mode wait for it and name it if it failed."""
+    kernel(family, name, dtype)((grid,), (block,), args)
+    if _debug:
+        _check(family, name)
+
+
+def launch_loop(family: str, name: str, dtype: Any, n: int, args: tuple) -> None:
+    """Launch a grid-stride kernel over n items."""
+    if n > 0:
+        launch(family, name, dtype, blocks_for(n), THREADS, args)
+
+
+def _check(family: str, name: str) -> None:
+    cp = cupy_module()
+    if cp is None:  # the CPU emulator runs synchronously and reports errors itself
+        return
+    try:
+        cp.cuda.get_current_stream().synchronize()
+    except cp.cuda.runtime.CUDARuntimeError as err:
+        raise RuntimeError(f"CUDA kernel {family}.{name} failed: {err}") from err

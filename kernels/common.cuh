@@ -1,0 +1,68 @@
+// Helpers shared by gradflow's kernels: 64-bit indexing, grid-stride loops, IEEE infinities
+// without <cmath> (NVRTC has no standard headers), and warp/block sum reductions.
+//
+// Every kernel indexes with `index_t` (64-bit), so tensors past 2**31 elements are safe.
+// Launchers cap the grid and rely on grid-stride loops to cover any size.
+#pragma once
+
+typedef long long index_t;
+
+// Visit i = global thread index, stepping by the whole grid, while i < n.
+#define GF_GRID_STRIDE_LOOP(i, n)                                                    \
+    for (index_t i = (index_t)blockIdx.x * blockDim.x + threadIdx.x; i < (index_t)(n); \
+         i += (index_t)blockDim.x * gridDim.x)
+
+template <typename T>
+struct Numeric;
+
+template <>
+struct Numeric<float> {
+    static __device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000u); }
+    static __device__ __forceinline__ float nan() { return __int_as_float(0x7fc00000); }
+};
+
+template <>
+struct Numeric<double> {
+    static __device__ __forceinline__ double neg_inf() {
+        return __longlong_as_double(0xfff0000000000000ull);
+    }
+    static __device__ __forceinline__ double nan() {
+        return __longlong_as_double(0x7ff8000000000000ull);
+    }
+};
+
+template <typename T>
+__device__ __forceinline__ T warp_sum(T v) {
+    for (int d = warpSize / 2; d > 0; d >>= 1) v += __shfl_down_sync(0xffffffffu, v, d);
+    return v;
+}
+
+template <typename T>
+__device__ __forceinline__ T warp_max(T v) {
+    for (int d = warpSize / 2; d > 0; d >>= 1) {
+        T other = __shfl_down_sync(0xffffffffu, v, d);
+        v = (other > v || other != other) ? other : v;  // NaN wins, as in torch's max
+    }
+    return v;
+}
+
+// Sum of `v` over the block, returned to every thread. blockDim.x must be a multiple of 32
+// (at most 1024) and every thread of the block must call it.
+template <typename T>
+__device__ T block_sum(T v) {
+    __shared__ T partial[32];
+    __shared__ T total;
+    const int lane = threadIdx.x % warpSize, warp = threadIdx.x / warpSize;
+    v = warp_sum(v);
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < (int)(blockDim.x / warpSize) ? partial[lane] : T(0);
+        v = warp_sum(v);
+        if (lane == 0) total = v;
+    }
+    __syncthreads();
+    v = total;
+    __syncthreads();  // `total` and `partial` are free for the next call
+    return v;
+}

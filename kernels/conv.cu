@@ -1,0 +1,66 @@
+// Convolution lowering: im2col and its adjoint col2im, for a cuBLAS matrix product through
+// CuPy (gradflow/ops/conv.py does the product and chunks the batch to bound the buffer).
+//
+// Layout: x is (N, C, H, W) contiguous; cols is (N, C*KH*KW, OH*OW) contiguous, its rows
+// ordered (c, ky, kx) like a flattened (O, C, KH, KW) weight. Output pixel (oy, ox) and tap
+// (ky, kx) read input row oy*SH - PT + ky*DH and column ox*SW - PL + kx*DW; reads outside
+// the input give `pad_value`.
+// Launch: 1-D grid-stride loops, one thread per output element, 64-bit indices.
+#include "common.cuh"
+
+template <typename T>
+__global__ void im2col(const T* __restrict__ x, T* __restrict__ cols, index_t n, index_t c,
+                       index_t h, index_t w, index_t oh, index_t ow, int kh, int kw, int sh,
+                       int sw, int pt, int pl, int dh, int dw, T pad_value) {
+    const index_t total = n * c * kh * kw * oh * ow;
+    GF_GRID_STRIDE_LOOP(i, total) {
+        index_t rest = i;
+        const index_t ox = rest % ow; rest /= ow;
+        const index_t oy = rest % oh; rest /= oh;
+        const int kx = (int)(rest % kw); rest /= kw;
+        const int ky = (int)(rest % kh); rest /= kh;
+        const index_t plane = rest;  // n * c + channel
+        const index_t iy = oy * sh - pt + (index_t)ky * dh;
+        const index_t ix = ox * sw - pl + (index_t)kx * dw;
+        cols[i] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? x[(plane * h + iy) * w + ix]
+                                                           : pad_value;
+    }
+}
+
+// The adjoint of im2col, written as a gather: each input pixel sums the column entries that
+// read it, so no atomics are needed and the result is deterministic.
+template <typename T>
+__global__ void col2im(const T* __restrict__ cols, T* __restrict__ x, index_t n, index_t c,
+                       index_t h, index_t w, index_t oh, index_t ow, int kh, int kw, int sh,
+                       int sw, int pt, int pl, int dh, int dw) {
+    const index_t total = n * c * h * w;
+    const index_t taps = (index_t)kh * kw, pixels = oh * ow;
+    GF_GRID_STRIDE_LOOP(i, total) {
+        const index_t ix = i % w, iy = (i / w) % h, plane = i / (w * h);
+        T sum = T(0);
+        for (int ky = 0; ky < kh; ++ky) {
+            const index_t ty = iy + pt - (index_t)ky * dh;
+            if (ty < 0 || ty % sh != 0 || ty / sh >= oh) continue;
+            const index_t oy = ty / sh;
+            for (int kx = 0; kx < kw; ++kx) {
+                const index_t tx = ix + pl - (index_t)kx * dw;
+                if (tx < 0 || tx % sw != 0 || tx / sw >= ow) continue;
+                const index_t row = plane * taps + (index_t)ky * kw + kx;
+                sum += cols[row * pixels + oy * ow + tx / sw];
+            }
+        }
+        x[i] = sum;
+    }
+}
+
+template __global__ void im2col<float>(const float*, float*, index_t, index_t, index_t, index_t,
+                                       index_t, index_t, int, int, int, int, int, int, int, int,
+                                       float);
+template __global__ void im2col<double>(const double*, double*, index_t, index_t, index_t,
+                                        index_t, index_t, index_t, int, int, int, int, int, int,
+                                        int, int, double);
+template __global__ void col2im<float>(const float*, float*, index_t, index_t, index_t, index_t,
+                                       index_t, index_t, int, int, int, int, int, int, int, int);
+template __global__ void col2im<double>(const double*, double*, index_t, index_t, index_t,
+                                        index_t, index_t, index_t, int, int, int, int, int, int,
+                                        int, int);

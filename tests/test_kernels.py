@@ -1,0 +1,240 @@
+"""gradflow's CUDA kernels against the NumPy path, forward and backward, on awkward shapes.
+
+Each case runs an op twice on the same inputs: through the reference (the NumPy path on the
+CPU) and through the kernels (on a GPU, or on the CPU through the kernel emulator), then
+compares outputs and input gradients. Every case also asserts which kernels ran, so a
+dispatch that silently fell back to the reference cannot pass.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import as_tuple, to_numpy
+from test_optim import TRAJECTORY_CASES, trajectory
+
+import gradflow as gf
+import gradflow.nn.functional as F
+
+TOLERANCE = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=1e-11)}
+
+
+def _inputs(arrays, device, noncontiguous):
+    out = []
+    for a in arrays:
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f" and noncontiguous and a.ndim >= 2:
+            t = gf.tensor(np.ascontiguousarray(np.swapaxes(a, -1, -2)), device=device)
+            t = t.transpose(-1, -2)
+        elif isinstance(a, np.ndarray):
+            t = gf.tensor(a, device=device)
+        else:
+            out.append(a)
+            continue
+        out.append(t.requires_grad_(a.dtype.kind == "f"))
+    return out
+
+
+def run(fn, arrays, device, noncontiguous=False):
+    """fn's float outputs and the gradients of a fixed random weighting of them with respect
+    to every float input, as NumPy arrays."""
+    inputs = _inputs(arrays, device, noncontiguous)
+    outs = [o for o in as_tuple(fn(*inputs)) if o.dtype.kind == "f"]
+    rng = np.random.default_rng(7)
+    loss = sum((o * gf.tensor(rng.standard_normal(tuple(o.shape)), dtype=o.dtype,
+                              device=device)).sum() for o in outs)
+    loss.backward()
+    grads = [to_numpy(t.grad) for t in inputs if isinstance(t, gf.Tensor) and t.requires_grad]
+    return [to_numpy(o) for o in as_tuple(fn(*inputs))], grads
+
+
+def check_kernel(backend, kernels, fn, *arrays, noncontiguous=False):
+    """fn through `backend`'s kernels equals fn on the NumPy path; `kernels` must all run."""
+    ref_outs, ref_grads = run(fn, arrays, "cpu")
+    with backend.active() as launched:
+        outs, grads = run(fn, arrays, backend.device, noncontiguous)
+    missing = set(kernels) - set(launched)
+    assert not missing, f"kernels {sorted(missing)} did not run (launched: {set(launched)})"
+    dtype = next(a.dtype.type for a in arrays if isinstance(a, np.ndarray) and
+                 a.dtype.kind == "f")
+    for what, got, want in (("output", outs, ref_outs), ("gradient", grads, ref_grads)):
+        assert len(got) == len(want)
+        for i, (g, w) in enumerate(zip(got, want)):
+            np.testing.assert_allclose(g, w, **TOLERANCE[dtype],
+                                       err_msg=f"{what} {i} differs from the NumPy path")
+
+
+def rand(*shape, dtype=np.float64, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def distinct(*shape, dtype=np.float64, seed=0):
+    """Values with no ties (max pooling's argmax is then unique)."""
+    rng = np.random.default_rng(seed)
+    return (rng.permutation(int(np.prod(shape))).reshape(shape) / 7.0).astype(dtype)
+
+
+DTYPES = [np.float32, np.float64]
+
+CONV_CASES = {
+    # name: (x shape, weight shape, conv2d keyword arguments)
+    "batch1_1x1": ((1, 3, 5, 7), (4, 3, 1, 1), {}),
+    "odd_pad": ((3, 5, 9, 7), (7, 5, 3, 3), dict(padding=1)),
+    "stride_dilation": ((2, 3, 11, 13), (5, 3, 3, 2), dict(stride=(2, 3), dilation=(2, 1),
+                                                          padding=(2, 1))),
+    "groups": ((2, 6, 8, 8), (9, 2, 3, 3), dict(groups=3, padding=1)),
+    "same": ((2, 3, 6, 5), (2, 3, 4, 3), dict(padding="same")),
+    "pixel1": ((2, 4, 1, 1), (3, 4, 1, 1), {}),
+    "batch257": ((257, 2, 4, 3), (3, 2, 2, 2), dict(stride=2)),
+    "channels37": ((2, 37, 5, 5), (33, 37, 3, 3), {}),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv2d_kernels(kernel_backend, case, dtype):
+    xs, ws, kw = CONV_CASES[case]
+    check_kernel(kernel_backend, ["conv.im2col", "conv.col2im"],
+                 lambda x, w, b: F.conv2d(x, w, b, **kw),
+                 rand(*xs, dtype=dtype), rand(*ws, dtype=dtype, seed=1),
+                 rand(ws[0], dtype=dtype, seed=2), noncontiguous=case == "odd_pad")
+
+
+def test_conv2d_chunks_the_batch(kernel_backend, monkeypatch):
+    """With a workspace of one sample's columns, conv runs a sample at a time, same result."""
+    from gradflow.ops import conv
+    monkeypatch.setattr(conv, "WORKSPACE_BYTES", 3 * 9 * 25 * 8)
+    check_kernel(kernel_backend, ["conv.im2col"], lambda x, w: F.conv2d(x, w, padding=1),
+                 rand(5, 3, 5, 5), rand(4, 3, 3, 3, seed=1))
+
+
+POOL_CASES = {
+    "max_2x2": lambda x: F.max_pool2d(x, 2),
+    "max_ceil_pad_dilation": lambda x: F.max_pool2d(x, 3, stride=2, padding=1, dilation=2,
+                                                    ceil_mode=True, return_indices=True),
+    "max_overlap_indices": lambda x: F.max_pool2d(x, (3, 2), stride=1, return_indices=True),
+    "avg_pad_exclude": lambda x: F.avg_pool2d(x, 3, stride=2, padding=1,
+                                              count_include_pad=False),
+    "avg_ceil_include": lambda x: F.avg_pool2d(x, (2, 3), stride=2, ceil_mode=True),
+    "avg_divisor": lambda x: F.avg_pool2d(x, 2, stride=1, divisor_override=3),
+    "adaptive_uneven": lambda x: F.adaptive_avg_pool2d(x, (3, 4)),
+    "adaptive_1x1": lambda x: F.adaptive_avg_pool2d(x, 1),
+    "adaptive_grow": lambda x: F.adaptive_avg_pool2d(x, (9, 2)),
+}
+POOL_KERNELS = {"max": ["pool.maxpool2d_fwd", "pool.maxpool2d_bwd"],
+                "avg": ["pool.avgpool2d_fwd", "pool.avgpool2d_bwd"],
+                "adaptive": ["pool.adaptive_avgpool2d_fwd", "pool.adaptive_avgpool2d_bwd"]}
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 7, 5), (3, 5, 11, 13), (257, 2, 4, 4)],
+                         ids=["1x1x7x5", "3x5x11x13", "257x2x4x4"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_pool_kernels(kernel_backend, case, dtype, shape):
+    fn = POOL_CASES[case]
+    check_kernel(kernel_backend, POOL_KERNELS[case.split("_")[0]], fn,
+                 distinct(*shape, dtype=dtype), noncontiguous=shape[0] == 3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(4, 3), (2, 5, 7), (3, 37, 5, 3), (257, 2, 1, 1)],
+                         ids=["NC", "NCL", "NCHW_37", "N257"])
+@pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
+def test_batch_norm_kernels(kernel_backend, shape, dtype, affine):
+    c = shape[1]
+    weight = rand(c, dtype=dtype, seed=3) if affine else None
+    bias = rand(c, dtype=dtype, seed=4) if affine else None
+
+    def fn(x, *wb):
+        rm, rv = gf.zeros(c, dtype=x.dtype, device=x.device), gf.ones(c, dtype=x.dtype,
+                                                                      device=x.device)
+        out = F.batch_norm(x, rm, rv, *wb, training=True, momentum=0.3)
+        return out, rm, rv
+
+    arrays = [rand(*shape, dtype=dtype) * 3 + 1] + ([weight, bias] if affine else [])
+    check_kernel(kernel_backend, ["batchnorm.bn_stats", "batchnorm.bn_apply",
+                                  "batchnorm.bn_grad_sums", "batchnorm.bn_grad_input"],
+                 fn, *arrays)
+
+
+XENT_CASES = {
+    "plain": dict(),
+    "sum": dict(reduction="sum"),
+    "none": dict(reduction="none"),
+    "weighted_ignore": dict(weight=True, ignore_index=2),
+    "smoothing": dict(label_smoothing=0.2),
+    "all_options": dict(weight=True, ignore_index=0, label_smoothing=0.1, reduction="sum"),
+    "none_smooth_weight": dict(weight=True, label_smoothing=0.3, reduction="none"),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (7, 10), (5, 37), (257, 3), (3, 1000), (2, 5, 3, 4)],
+                         ids=["1x1", "7x10", "5x37", "257x3", "3x1000", "NCHW"])
+@pytest.mark.parametrize("case", XENT_CASES)
+def test_cross_entropy_kernels(kernel_backend, case, shape, dtype):
+    options = dict(XENT_CASES[case])
+    c = shape[1]
+    target_shape = (shape[0],) + shape[2:]
+    target = np.random.default_rng(5).integers(0, c, target_shape)
+    if options.get("ignore_index") is not None and target.size > 1:
+        target.reshape(-1)[::3] = options["ignore_index"]
+    # NOTE: the class weights are constants (torch gives them no gradient either).
+    weight = np.random.default_rng(6).uniform(0.5, 2.0, c).astype(dtype) \
+        if options.pop("weight", False) else None
+
+    def fn(x, t):
+        w = None if weight is None else gf.tensor(weight, device=x.device)
+        return F.cross_entropy(x, t, w, **options)
+
+    check_kernel(kernel_backend, ["softmax_xent.softmax_xent_fwd",
+                                  "softmax_xent.softmax_xent_bwd"],
+                 fn, rand(*shape, dtype=dtype) * 4, target)
+
+
+def test_cross_entropy_bad_target_is_nan(kernel_backend):
+    """A class index out of range poisons the loss instead of reading out of bounds."""
+    with kernel_backend.active():
+        x = gf.tensor(rand(3, 4), device=kernel_backend.device)
+        t = gf.tensor(np.array([0, 4, 1]), device=kernel_backend.device)
+        loss = F.cross_entropy(x, t, reduction="none")
+    values = to_numpy(loss)
+    assert np.isnan(values[1]) and np.isfinite(values[[0, 2]]).all(), values
+
+
+@pytest.mark.parametrize("op", ["conv", "max_pool", "avg_pool", "adaptive", "batch_norm",
+                                "cross_entropy"])
+def test_kernel_ops_gradcheck(kernel_backend, op):
+    """Finite differences in float64 agree with the kernels' first and second derivatives."""
+    target = gf.tensor(np.array([1, 0, 2]), device=kernel_backend.device)
+    fns = {
+        "conv": lambda x, w: F.conv2d(x, w, stride=2, padding=1),
+        "max_pool": lambda x: F.max_pool2d(x, 2, stride=1, padding=1),
+        "avg_pool": lambda x: F.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True),
+        "adaptive": lambda x: F.adaptive_avg_pool2d(x, (2, 3)),
+        "batch_norm": lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+        "cross_entropy": lambda x: F.cross_entropy(x, target, label_smoothing=0.1),
+    }
+    shapes = {"conv": [(2, 2, 5, 4), (3, 2, 3, 3)], "batch_norm": [(3, 2, 2, 3), (2,), (2,)],
+              "cross_entropy": [(3, 4)]}
+    arrays = [distinct(*s, seed=i) for i, s in enumerate(shapes.get(op, [(2, 2, 5, 4)]))]
+    with kernel_backend.active() as launched:
+        inputs = [gf.tensor(a, device=kernel_backend.device, requires_grad=True)
+                  for a in arrays]
+        assert gf.autograd.gradcheck(fns[op], inputs)
+        assert gf.autograd.gradgradcheck(fns[op], inputs)
+    assert launched, "no kernel ran"
+
+
+RULES = {"SGD": "sgd", "Adam": "adam", "AdamW": "adam", "RMSprop": "rmsprop",
+         "Adagrad": "adagrad"}
+
+
+@pytest.mark.parametrize("name,kwargs,groups", TRAJECTORY_CASES,
+                         ids=[f"{n}-{k}-{g}" for n, k, g in TRAJECTORY_CASES])
+def test_fused_optimizer_kernels(kernel_backend, name, kwargs, groups):
+    """20 steps of each optimizer through its fused kernel follow the NumPy update rule."""
+    want = trajectory(gf, name, kwargs, groups, "cpu")
+    with kernel_backend.active() as launched:
+        got = trajectory(gf, name, kwargs, groups, kernel_backend.device)
+    assert f"optim.{RULES[name]}_update" in launched, set(launched)
+    for i, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14, err_msg=f"parameter {i}")
