@@ -10,6 +10,7 @@ from .tensor import Size, Tensor
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from . import cuda
 from .random import Generator, initial_seed, manual_seed
+from .determinism import are_deterministic_algorithms_enabled, use_deterministic_algorithms
 from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
                        linspace, normal, ones, ones_like, rand, rand_like, randint,
                        randint_like, randn, randn_like, randperm, tensor, zeros, zeros_like)

@@ -238,3 +238,100 @@ def test_fused_optimizer_kernels(kernel_backend, name, kwargs, groups):
     assert f"optim.{RULES[name]}_update" in launched, set(launched)
     for i, (g, w) in enumerate(zip(got, want)):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14, err_msg=f"parameter {i}")
+
+
+@pytest.mark.parametrize("index", [
+    lambda: (np.array([0, 3, 3, 1, 3, 0]),),
+    lambda: (np.array([[1, 1], [2, 1]]), np.array([0, 0])),
+    lambda: (slice(None), np.array([2, 0, 2, 2])),
+    lambda: (np.array([True, False, True, True, False]),),
+    lambda: (np.array([], dtype=np.int64),),
+], ids=["repeats", "pairs", "slice_then_array", "mask", "empty"])
+def test_ordered_scatter_add_equals_add_at(index):
+    """The deterministic scatter-add (used on the GPU under use_deterministic_algorithms)
+    sums exactly what NumPy's sequential add.at sums."""
+    from gradflow.ops.index import scatter_add_in_order
+    items = index()
+    base = np.zeros((5, 4))
+    values = rand(*base[items].shape, seed=3)
+    want = base.copy()
+    np.add.at(want, items, values)
+    got = base.copy()
+    scatter_add_in_order(got, items, values)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.gpu
+def test_deterministic_indexing_backward_on_gpu():
+    """With use_deterministic_algorithms(True), the indexing backward sums duplicates in a
+    fixed order: two runs agree bit for bit, and match the CPU."""
+    idx = np.random.default_rng(0).integers(0, 50, 100_000)
+    x = rand(50, 3, dtype=np.float32)
+    gf.use_deterministic_algorithms(True)
+    try:
+        grads = []
+        for _ in range(2):
+            t = gf.tensor(x, device="cuda", requires_grad=True)
+            (t[gf.tensor(idx, device="cuda")] * 1.5).sum().backward()
+            grads.append(to_numpy(t.grad))
+    finally:
+        gf.use_deterministic_algorithms(False)
+    np.testing.assert_array_equal(grads[0], grads[1])
+    want = np.zeros_like(x)
+    np.add.at(want, idx, np.float32(1.5))
+    np.testing.assert_allclose(grads[0], want, rtol=1e-5)
+
+
+def test_use_deterministic_algorithms_flag():
+    assert not gf.are_deterministic_algorithms_enabled()
+    gf.use_deterministic_algorithms(True)
+    try:
+        assert gf.are_deterministic_algorithms_enabled()
+    finally:
+        gf.use_deterministic_algorithms(False)
+    with pytest.raises(TypeError, match="mode must be a bool"):
+        gf.use_deterministic_algorithms(1)
+
+
+def _small_net():
+    return gf.nn.Sequential(
+        gf.nn.Conv2d(3, 6, 3, padding=1), gf.nn.BatchNorm2d(6), gf.nn.ReLU(), gf.nn.MaxPool2d(2),
+        gf.nn.Conv2d(6, 8, 3, stride=2, groups=2, padding=1), gf.nn.AvgPool2d(2, ceil_mode=True),
+        gf.nn.AdaptiveAvgPool2d((1, 2)), gf.nn.Flatten(), gf.nn.Linear(16, 5)).double()
+
+
+def test_training_steps_of_a_small_net(kernel_backend):
+    """Three SGD steps of a net using every kernel family follow the NumPy path."""
+    def train(device):
+        gf.manual_seed(0)
+        model = _small_net().to(device)
+        opt = gf.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        x = gf.tensor(rand(4, 3, 9, 11), device=device)
+        y = gf.tensor(np.array([0, 4, 2, 2]), device=device)
+        for _ in range(3):
+            opt.zero_grad()
+            gf.nn.functional.cross_entropy(model(x), y, label_smoothing=0.1).backward()
+            opt.step()
+        return [to_numpy(t) for t in model.state_dict().values()]
+
+    want = train("cpu")
+    with kernel_backend.active() as launched:
+        got = train(kernel_backend.device)
+    families = {name.split(".")[0] for name in launched}
+    assert families == {"conv", "pool", "batchnorm", "softmax_xent", "optim"}, families
+    for i, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12, err_msg=f"state entry {i}")
+
+
+def test_compiled_source_inlines_headers():
+    """The loader hands NVRTC each family with common.cuh pasted in, so CuPy's cache (keyed on
+    the code) is invalidated by a header change, and lists every instantiated kernel."""
+    from gradflow.cuda import compiler
+    from gradflow.kernels_path import kernel_dir
+    header = (kernel_dir() / "common.cuh").read_text()
+    for path in sorted(kernel_dir().glob("*.cu")):
+        code = compiler.source(path.stem)
+        assert "#include" not in code and "block_sum" in code and "#pragma once" not in code
+        assert header.split("#pragma once")[1].strip() in code
+        assert len(compiler.name_expressions(code)) == path.read_text().count(
+            "template __global__"), path.name

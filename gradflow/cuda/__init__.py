@@ -32,3 +32,9 @@ def manual_seed(seed: int) -> None:
 
 
 manual_seed_all = manual_seed
+
+
+def memory_allocated() -> int:
+    """Bytes held by live arrays in CuPy's default memory pool on the current device
+    (torch.cuda.memory_allocated); 0 without CUDA."""
+    return cupy_module().get_default_memory_pool().used_bytes() if cuda_available() else 0

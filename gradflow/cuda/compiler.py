@@ -25,6 +25,7 @@ C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 THREADS = 256  # threads per block of the 1-D grid-stride kernels
 MAX_BLOCKS = 65535 * 4  # grid-stride loops cover the rest
 _INSTANTIATION = re.compile(r"^template __global__ void (\w+<[\w ,]+>)\(", re.MULTILINE)
+_INCLUDE = re.compile(r'^#include "([\w.]+\.cuh)"$', re.MULTILINE)
 _debug = os.environ.get("GRADFLOW_CUDA_DEBUG", "") not in ("", "0")
 
 
@@ -45,14 +46,21 @@ def uses_kernels(array: Any) -> bool:
     return array_module(array) is not np and array.dtype in C_TYPES
 
 
+def source(family: str) -> str:
+    """kernels/<family>.cu with its local `#include "x.cuh"` lines replaced by the headers'
+    text, so CuPy's cache, keyed on the code, also notices a changed header."""
+    folder = kernel_dir()
+    return _INCLUDE.sub(lambda m: (folder / m.group(1)).read_text().replace("#pragma once", ""),
+                        (folder / f"{family}.cu").read_text())
+
+
 @functools.lru_cache(maxsize=None)
 def _compiled(family: str, device_id: int):
-    path = kernel_dir() / f"{family}.cu"
-    source = path.read_text()
+    code = source(family)
     cp = cupy_module()
     with cp.cuda.Device(device_id):
-        return cp.RawModule(code=source, options=("-std=c++17", f"-I{kernel_dir()}"),
-                            name_expressions=name_expressions(source))
+        return cp.RawModule(code=code, options=("-std=c++17",),
+                            name_expressions=name_expressions(code))
 
 
 def load_module(family: str) -> Any:
@@ -85,8 +93,6 @@ def launch_loop(family: str, name: str, dtype: Any, n: int, args: tuple) -> None
 
 def _check(family: str, name: str) -> None:
     cp = cupy_module()
-    if cp is None:  # the CPU emulator runs synchronously and reports errors itself
-        return
     try:
         cp.cuda.get_current_stream().synchronize()
     except cp.cuda.runtime.CUDARuntimeError as err:

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import determinism
 from ..autograd.function import Op
 from ..backend import array_module, move_array
 from ..tensor import Tensor
@@ -101,6 +102,29 @@ class GetItem(Op):
         return IndexAddInto.apply(g, shape=ctx.in_shape, items=ctx.items)
 
 
+def scatter_add_in_order(out: Any, items: tuple, values: Any) -> None:
+    """out[items] += values, summing the values that land on one element in their original
+    order: a deterministic scatter-add without atomics, for NumPy or CuPy arrays.
+
+    The targets are sorted (stably), each value gets its rank among those sharing its target,
+    and one round per rank adds values whose targets are distinct, so no two collide.
+    """
+    xp = array_module(out)
+    targets = xp.arange(out.size).reshape(out.shape)[items]
+    values = xp.broadcast_to(values, targets.shape).reshape(-1)
+    order = xp.argsort(targets.reshape(-1), kind="stable")
+    targets, values = targets.reshape(-1)[order], values[order]
+    if targets.size == 0:
+        return
+    starts = xp.concatenate([xp.ones(1, bool), targets[1:] != targets[:-1]])
+    first = xp.nonzero(starts)[0]
+    rank = xp.arange(targets.size) - first[xp.cumsum(starts) - 1]
+    flat = out.reshape(-1)
+    for k in range(int(rank.max()) + 1):
+        chosen = rank == k
+        flat[targets[chosen]] += values[chosen]
+
+
 class IndexAddInto(Op):
     """Scatter-add `g` into zeros of `shape` at `items`: the adjoint of indexing."""
 
@@ -115,6 +139,8 @@ class IndexAddInto(Op):
             out[items] = g.array
         elif xp is np:
             np.add.at(out, items, g.array)
+        elif determinism.are_deterministic_algorithms_enabled():
+            scatter_add_in_order(out, items, g.array)
         else:
             import cupyx
             cupyx.scatter_add(out, items, g.array)
