@@ -53,6 +53,16 @@ def initial_seed() -> int:
     return default_generator.initial_seed()
 
 
+def get_rng_state() -> dict:
+    """The default CPU generator's state (torch.get_rng_state), for checkpoints."""
+    return default_generator.get_state()
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore a state from `get_rng_state`."""
+    default_generator.set_state(state)
+
+
 def cpu_rng(generator: Generator | None = None) -> np.random.Generator:
     return (generator or default_generator).rng
 

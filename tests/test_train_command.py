@@ -1,0 +1,98 @@
+"""The training command (python -m gradflow.train) and the training tools it uses."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradflow as gf
+from gradflow.train import INTERRUPTED, data, main
+from gradflow.utils.early_stopping import EarlyStopping
+from gradflow.utils.metrics import accuracy
+
+SMALL = ["--model", "mlp", "--subset", "600", "--epochs", "2", "--batch-size", "50",
+         "--optimizer", "adam", "--lr", "0.01", "--augment", "--patience", "3"]
+
+
+def _final(out):
+    ckpt = gf.load(out / "last.ckpt")
+    return ckpt["model"], ckpt["history"], ckpt["optimizer"]
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, capsys):
+    assert main(SMALL + ["--out", str(tmp_path / "whole")]) == 0
+    assert main(SMALL + ["--out", str(tmp_path / "parts"), "--max-steps", "17"]) == INTERRUPTED
+    assert "continue with --resume" in capsys.readouterr().out
+    assert main(SMALL + ["--out", str(tmp_path / "parts"), "--resume"]) == 0
+    whole, whole_history, whole_opt = _final(tmp_path / "whole")
+    parts, parts_history, parts_opt = _final(tmp_path / "parts")
+    for key in whole:
+        np.testing.assert_array_equal(parts[key].numpy(), whole[key].numpy(), err_msg=key)
+    for a, b in zip(whole_history, parts_history):
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
+            assert a[key] == b[key], (key, a, b)
+    assert whole_opt["state"][0]["step"] == parts_opt["state"][0]["step"] == 24
+
+
+def test_outputs_and_summary(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["--subset", "300", "--epochs", "1", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "total parameters: 60,850" in text and "test accuracy" in text
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,train_loss,train_acc,val_loss,val_acc")
+    assert len(rows) == 2
+    assert (out / "best.ckpt").is_file() and (out / "last.ckpt").is_file()
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
+    out = str(tmp_path / "run")
+    assert main(["--model", "mlp", "--subset", "100", "--epochs", "1", "--out", out]) == 0
+    with pytest.raises(SystemExit, match="--model mlp, not lenet5"):
+        main(["--subset", "100", "--epochs", "2", "--out", out, "--resume"])
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(SystemExit, match="--batch-size must be at least 1"):
+        main(["--batch-size", "0"])
+    with pytest.raises(SystemExit, match="needs --data-dir"):
+        main(["--dataset", "cifar10"])
+
+
+def test_early_stopping_counts_epochs_without_improvement():
+    stopper = EarlyStopping(patience=2, min_delta=0.01)
+    decisions = [stopper.step(v) for v in (1.0, 0.5, 0.495, 0.6, 0.4)]
+    assert decisions == [False, False, False, True, False]
+    assert stopper.best == 0.4 and stopper.improved
+    restored = EarlyStopping(patience=2)
+    restored.load_state_dict(stopper.state_dict())
+    assert restored.state_dict() == stopper.state_dict()
+    with pytest.raises(ValueError, match="patience must be a positive int"):
+        EarlyStopping(patience=0)
+
+
+def test_topk_accuracy():
+    logits = gf.tensor([[0.1, 0.5, 0.4], [0.9, 0.05, 0.05], [0.2, 0.3, 0.5],
+                        [0.3, 0.25, 0.45]])
+    target = gf.tensor([2, 0, 1, 1])
+    assert accuracy(logits, target, topk=(1, 2, 3)) == [0.25, 0.75, 1.0]
+    with pytest.raises(ValueError, match="k=4 must be in"):
+        accuracy(logits, target, topk=(4,))
+
+
+def test_fit_to_pads_repeats_and_enlarges():
+    digits = np.random.default_rng(0).random((2, 1, 28, 28)).astype(np.float32)
+    padded = data.fit_to(digits, (3, 32, 32))
+    assert padded.shape == (2, 3, 32, 32)
+    np.testing.assert_array_equal(padded[:, 2, 2:30, 2:30], digits[:, 0])
+    large = data.fit_to(np.ones((1, 3, 32, 32), np.float32), (3, 224, 224))
+    assert large.shape == (1, 3, 224, 224)
+    with pytest.raises(ValueError, match="cannot fit images"):
+        data.fit_to(digits, (1, 30, 30))
+
+
+def test_augment_crops_within_the_padding():
+    gf.manual_seed(0)
+    batch = np.arange(2 * 3 * 32 * 32, dtype=np.float32).reshape(2, 3, 32, 32)
+    out = data.augment(batch, flip=True)
+    assert out.shape == batch.shape
+    assert np.isin(out[out != 0], batch).all()
