@@ -96,3 +96,37 @@ def test_augment_crops_within_the_padding():
     out = data.augment(batch, flip=True)
     assert out.shape == batch.shape
     assert np.isin(out[out != 0], batch).all()
+
+
+def _digits_loader():
+    from gradflow.utils.data import DataLoader, TensorDataset
+    x, y = gf.datasets.bundled_mnist("train")
+    return DataLoader(TensorDataset(x[:128], y[:128]), batch_size=64)
+
+
+def test_sanity_check_passes_a_healthy_net_and_leaves_it_untouched():
+    gf.manual_seed(0)
+    net = gf.nn.Sequential(gf.nn.Flatten(), gf.nn.Linear(784, 32), gf.nn.Tanh(),
+                           gf.nn.Linear(32, 10))
+    before = {k: v.numpy().copy() for k, v in net.state_dict().items()}
+    report = gf.utils.sanity_check(net, _digits_loader(), print_fn=lambda s: None)
+    assert report.passed, str(report)
+    names = [name for name, _, _ in report.checks]
+    assert names[:2] == ["initial loss", "activations 2"] and "overfit 20 samples" in names
+    assert any(n.startswith("gradcheck") for n in names)
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), before[k], err_msg=k)
+
+
+def test_sanity_check_flags_dead_relus_and_a_bad_initial_loss():
+    gf.manual_seed(0)
+    net = gf.nn.Sequential(gf.nn.Flatten(), gf.nn.Linear(784, 32), gf.nn.ReLU(),
+                           gf.nn.Linear(32, 10))
+    with gf.no_grad():
+        net[1].bias.fill_(-100.0)
+        net[3].bias.copy_(gf.arange(10, dtype=gf.float32) * 5)
+    report = gf.utils.sanity_check(net, _digits_loader(), overfit_steps=25,
+                                   print_fn=lambda s: None)
+    failed = {name for name, ok, _ in report.checks if not ok}
+    assert {"initial loss", "activations 2", "overfit 20 samples"} <= failed, str(report)
+    assert not report.passed

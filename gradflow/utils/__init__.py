@@ -1,2 +1,8 @@
-"""Helpers mirroring torch.utils; `gradflow.utils.data` holds datasets, samplers and loaders."""
+"""Helpers mirroring torch.utils (`gradflow.utils.data` holds datasets, samplers and loaders),
+and training tools: early stopping, accuracy metrics and the seeds' sanity checks."""
 from . import data
+from .early_stopping import EarlyStopping
+from .metrics import accuracy
+from .sanity import SanityReport, sanity_check
+
+__all__ = ["EarlyStopping", "SanityReport", "accuracy", "data", "sanity_check"]
