@@ -70,7 +70,13 @@ def load_module(family: str) -> Any:
 
 def kernel(family: str, name: str, dtype: Any) -> Any:
     """The kernel `name` of `family` for elements of `dtype`."""
-    return load_module(family).get_function(f"{name}<{C_TYPES[np.dtype(dtype)]}>")
+    return _function(load_module(family), f"{name}<{C_TYPES[np.dtype(dtype)]}>")
+
+
+@functools.lru_cache(maxsize=None)
+def _function(module: Any, expression: str) -> Any:
+    """A compiled module's kernel, looked up once rather than on every launch."""
+    return module.get_function(expression)
 
 
 def blocks_for(n: int, threads: int = THREADS) -> int:
