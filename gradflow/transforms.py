@@ -1,5 +1,5 @@
-"""Image transforms (torchvision.transforms): Compose, ToTensor, Normalize, RandomCrop and
-RandomHorizontalFlip.
+"""Image transforms (torchvision.transforms): Compose, ToTensor, Normalize, Resize, CenterCrop,
+RandomCrop, RandomResizedCrop and RandomHorizontalFlip.
 
 The tensor transforms take one image (C x H x W, or H x W) or a whole batch (N x C x H x W);
 on a batch the random ones choose independently per sample, with array ops only, so one call
@@ -108,15 +108,26 @@ class Normalize:
         return f"{type(self).__name__}(mean={self.mean}, std={self.std})"
 
 
-def _pair(value: int | Sequence[int], name: str) -> tuple:
+def _pair(op: str, value: int | Sequence[int], name: str) -> tuple:
+    """An int or a sequence of 1 or 2 positive ints -> (h, w)."""
     if isinstance(value, numbers.Integral):
-        return int(value), int(value)
-    if len(value) == 1:
-        return int(value[0]), int(value[0])
-    if len(value) != 2:
-        raise ValueError(f"RandomCrop: {name} should be an int or a sequence of 2 ints, got "
+        pair = int(value), int(value)
+    elif len(value) in (1, 2):
+        pair = int(value[0]), int(value[-1])
+    else:
+        raise ValueError(f"{op}: {name} should be an int or a sequence of 2 ints, got "
                          f"{value!r}")
-    return int(value[0]), int(value[1])
+    if min(pair) <= 0:
+        raise ValueError(f"{op}: {name} should be positive, got {value!r}")
+    return pair
+
+
+def _interval(op: str, value: Sequence[float], name: str) -> tuple:
+    """A (low, high) pair with 0 < low <= high, as floats."""
+    if len(value) != 2 or not 0 < value[0] <= value[1]:
+        raise ValueError(f"{op}: {name} should be (low, high) with 0 < low <= high, got "
+                         f"{value!r}")
+    return float(value[0]), float(value[1])
 
 
 def _padding(padding: int | Sequence[int] | None) -> tuple:
@@ -145,7 +156,7 @@ class RandomCrop:
         if padding_mode not in ("constant", "edge", "reflect", "symmetric"):
             raise ValueError(f"RandomCrop: padding_mode should be constant, edge, reflect or "
                              f"symmetric, got {padding_mode!r}")
-        self.size = _pair(size, "size")
+        self.size = _pair("RandomCrop", size, "size")
         self.padding = padding
         self.pad_if_needed = pad_if_needed
         self.fill = fill
@@ -188,6 +199,159 @@ class RandomCrop:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(size={self.size}, padding={self.padding})"
+
+
+def _taps(start: np.ndarray, length: np.ndarray, out: int) -> tuple:
+    """Bilinear taps along one axis for N windows [start, start + length) resized to `out`
+    pixels: each output pixel's two source indices (N x out) and the weight of the second."""
+    # NOTE: align_corners=False puts output pixel i at source coordinate (i + 0.5) * scale - 0.5
+    # (pixel centres line up), clamped at 0; the upper tap stops at the window's last pixel.
+    scale = (length / out)[:, None]
+    src = np.maximum((np.arange(out) + 0.5) * scale - 0.5, 0)
+    low = np.floor(src).astype(np.int64)
+    high = np.minimum(low + 1, length[:, None] - 1)
+    return start[:, None] + low, start[:, None] + high, src - low
+
+
+def _resized_crops(batch: Any, windows: np.ndarray, size: tuple, xp: Any, device: Any) -> Any:
+    """Each image's window (a row top, left, height, width of `windows`) resized to `size`,
+    as torch's interpolate(mode='bilinear', align_corners=False, antialias=False) does.
+    Integer images are interpolated in floating point and rounded back, like torchvision."""
+    top, left, height, width = windows.T
+    work = batch.dtype if batch.dtype.kind == "f" else np.dtype(np.float32)
+    row0, row1, dy = _taps(top, height, size[0])
+    col0, col1, dx = _taps(left, width, size[1])
+    row0, row1 = (move_array(r[:, None, :, None], device) for r in (row0, row1))
+    col0, col1 = (move_array(c[:, None, None, :], device) for c in (col0, col1))
+    dy = move_array(dy.astype(work)[:, None, :, None], device)
+    dx = move_array(dx.astype(work)[:, None, None, :], device)
+    samples = xp.arange(batch.shape[0])[:, None, None, None]
+    channels = xp.arange(batch.shape[1])[None, :, None, None]
+
+    def along_row(rows: Any) -> Any:
+        return (batch[samples, channels, rows, col0] * (1 - dx)
+                + batch[samples, channels, rows, col1] * dx)
+
+    out = along_row(row0) * (1 - dy) + along_row(row1) * dy
+    return out if out.dtype == batch.dtype else xp.round(out).astype(batch.dtype)
+
+
+class Resize:
+    """Bilinear resize to `size`: (h, w), or an int that the shorter side becomes (keeping the
+    aspect ratio, the longer side rounded down), like torchvision. Only antialias=False is
+    implemented, so the default differs from torchvision's (True); downscaling by a large
+    factor aliases."""
+
+    def __init__(self, size: int | Sequence[int], antialias: bool = False) -> None:
+        if antialias:
+            raise ValueError("Resize: antialias=True is not implemented; only plain bilinear "
+                             "(antialias=False) is supported")
+        shorter = isinstance(size, numbers.Integral) or len(size) == 1
+        pair = _pair("Resize", size, "size")
+        self.size = pair[0] if shorter else pair
+        self.antialias = antialias
+
+    def _output_size(self, height: int, width: int) -> tuple:
+        if isinstance(self.size, tuple):
+            return self.size
+        longer = int(self.size * max(height, width) / min(height, width))
+        return (self.size, longer) if height <= width else (longer, self.size)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        batch, restore = _image_batch("Resize", x)
+        n, _, height, width = batch.shape
+        windows = np.tile([0, 0, height, width], (n, 1))
+        size = self._output_size(height, width)
+        return restore(_resized_crops(batch, windows, size, x._xp, x.device))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(size={self.size}, antialias={self.antialias})"
+
+
+def _centred(extent: int, crop: int) -> tuple:
+    """(pad before, pad after, offset) that centre a `crop` window on `extent` pixels, as
+    torchvision does: zero padding when the image is smaller, else round(margin / 2) with
+    Python's round (halves to even)."""
+    if crop > extent:
+        return (crop - extent) // 2, (crop - extent + 1) // 2, 0
+    return 0, 0, round((extent - crop) / 2)
+
+
+class CenterCrop:
+    """Crop the central `size` window; an image smaller than `size` is first padded with
+    zeros, so every output has shape `size`."""
+
+    def __init__(self, size: int | Sequence[int]) -> None:
+        self.size = _pair("CenterCrop", size, "size")
+
+    def __call__(self, x: Tensor) -> Tensor:
+        batch, restore = _image_batch("CenterCrop", x)
+        h, w = self.size
+        top_pad, bottom_pad, top = _centred(batch.shape[2], h)
+        left_pad, right_pad, left = _centred(batch.shape[3], w)
+        if top_pad or bottom_pad or left_pad or right_pad:
+            widths = ((0, 0), (0, 0), (top_pad, bottom_pad), (left_pad, right_pad))
+            batch = x._xp.pad(batch, widths)
+        # NOTE: the copy keeps a later in-place transform from writing into the input image.
+        return restore(batch[:, :, top:top + h, left:left + w].copy())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(size={self.size})"
+
+
+class RandomResizedCrop:
+    """Crop a random window, covering a `scale` fraction of the image's area with aspect ratio
+    w / h in `ratio` (drawn log-uniformly), and resize it bilinearly to `size`; each image of
+    a batch gets its own window. As in torchvision, when 10 draws all overflow the image it
+    takes a centre crop with the nearest allowed ratio. No antialiasing (torchvision's default
+    antialiases)."""
+
+    tries = 10
+
+    def __init__(self, size: int | Sequence[int], scale: Sequence[float] = (0.08, 1.0),
+                 ratio: Sequence[float] = (3 / 4, 4 / 3),
+                 generator: Generator | None = None) -> None:
+        self.size = _pair("RandomResizedCrop", size, "size")
+        self.scale = _interval("RandomResizedCrop", scale, "scale")
+        self.ratio = _interval("RandomResizedCrop", ratio, "ratio")
+        self.generator = generator
+
+    def _fallback(self, height: int, width: int) -> tuple:
+        """torchvision's centre crop (h, w) after 10 failed draws (kept at least 1 pixel)."""
+        low, high = self.ratio
+        if width / height < low:
+            return max(1, round(width / low)), width
+        if width / height > high:
+            return height, max(1, round(height * high))
+        return height, width
+
+    def _windows(self, n: int, height: int, width: int) -> np.ndarray:
+        """N x 4 windows (top, left, height, width): all draws at once, each sample taking its
+        first draw that fits."""
+        rng = cpu_rng(self.generator)
+        area = height * width * rng.uniform(*self.scale, (n, self.tries))
+        aspect = np.exp(rng.uniform(*np.log(self.ratio), (n, self.tries)))
+        w = np.round(np.sqrt(area * aspect)).astype(np.int64)
+        h = np.round(np.sqrt(area / aspect)).astype(np.int64)
+        fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+        first = np.arange(n), fits.argmax(axis=1)
+        h, w = h[first], w[first]
+        failed = ~fits.any(axis=1)
+        h[failed], w[failed] = self._fallback(height, width)
+        top = rng.integers(0, height - h + 1)
+        left = rng.integers(0, width - w + 1)
+        top[failed], left[failed] = (height - h[failed]) // 2, (width - w[failed]) // 2
+        return np.stack([top, left, h, w], axis=1)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        batch, restore = _image_batch("RandomResizedCrop", x)
+        n, _, height, width = batch.shape
+        windows = self._windows(n, height, width)
+        return restore(_resized_crops(batch, windows, self.size, x._xp, x.device))
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(size={self.size}, scale={self.scale}, "
+                f"ratio={self.ratio})")
 
 
 class RandomHorizontalFlip:

@@ -9,6 +9,7 @@ import hashlib
 import os
 import pickle
 import shutil
+import sys
 import warnings
 from pathlib import Path
 
@@ -444,6 +445,168 @@ def test_random_horizontal_flip(device):
     np.testing.assert_array_equal(to_numpy(T.RandomHorizontalFlip()(gf.tensor(images[:50]))), a)
 
 
+def _torch_resize(images, size):
+    """torch's bilinear reference: interpolate without antialiasing, half-pixel centres."""
+    th = require_torch()
+    return th.nn.functional.interpolate(th.tensor(images), size=size, mode="bilinear",
+                                        align_corners=False, antialias=False).numpy()
+
+
+def test_resize_matches_torch_interpolate(device):
+    rng = np.random.default_rng(5)
+    # (input shape, Resize size, expected output H x W): odd and prime sides, 1-pixel input
+    # and output, up- and downscaling, non-square, and an int size that sets the shorter side.
+    cases = [((2, 3, 7, 5), (13, 3), (13, 3)), ((1, 2, 11, 13), (5, 17), (5, 17)),
+             ((2, 1, 1, 1), (4, 3), (4, 3)), ((1, 3, 6, 9), (1, 1), (1, 1)),
+             ((1, 1, 1, 7), (3, 2), (3, 2)), ((2, 2, 5, 7), (5, 7), (5, 7)),
+             ((2, 3, 6, 9), 4, (4, 6)), ((1, 2, 9, 6), [4], (6, 4)), ((1, 1, 7, 3), 5, (11, 5)),
+             ((1, 1, 8, 8), 3, (3, 3)), ((1, 1, 2, 3), 5, (5, 7))]
+    for shape, size, out_hw in cases:
+        images = rng.random(shape).astype(np.float32)
+        out = to_numpy(T.Resize(size)(gf.tensor(images, device=device)))
+        assert out.shape == shape[:2] + out_hw, f"Resize({size}) of {shape} gave {out.shape}"
+        np.testing.assert_allclose(out, _torch_resize(images, out_hw), rtol=1e-5, atol=1e-6,
+                                   err_msg=f"Resize({size}) of shape {shape}")
+    image = rng.random((3, 5, 4))
+    single = T.Resize((7, 2))(gf.tensor(image, device=device))
+    assert single.dtype == gf.float64 and single.device == gf.device(device)
+    np.testing.assert_allclose(to_numpy(single), _torch_resize(image[None], (7, 2))[0],
+                               rtol=1e-12)
+    np.testing.assert_allclose(to_numpy(T.Resize((2, 6))(gf.tensor(image[0], device=device))),
+                               _torch_resize(image[None, :1], (2, 6))[0, 0], rtol=1e-12)
+    pixels = rng.integers(0, 256, (2, 3, 7, 9), dtype=np.uint8)
+    rounded = np.round(_torch_resize(pixels.astype(np.float32), (4, 11)))
+    np.testing.assert_array_equal(to_numpy(T.Resize((4, 11))(gf.tensor(pixels, device=device))),
+                                  rounded.astype(np.uint8), err_msg="uint8 rounds like torchvision")
+
+
+def test_resize_arguments():
+    assert repr(T.Resize(4)) == "Resize(size=4, antialias=False)"
+    assert T.Resize([3, 5]).size == (3, 5)
+    x = gf.ones(1, 4, 4, requires_grad=True)
+    assert not T.Resize(2)(x).requires_grad
+    with pytest.raises(ValueError, match="Resize: antialias=True is not implemented"):
+        T.Resize(4, antialias=True)
+    with pytest.raises(ValueError, match=r"Resize: size should be positive, got \(3, 0\)"):
+        T.Resize((3, 0))
+    with pytest.raises(ValueError, match="Resize: size should be positive, got -2"):
+        T.Resize(-2)
+    with pytest.raises(ValueError, match=r"Resize: size should be an int or a sequence of 2 "
+                                         r"ints, got \(1, 2, 3\)"):
+        T.Resize((1, 2, 3))
+
+
+def test_center_crop_slices_and_pads(device):
+    img = np.arange(3 * 7 * 6, dtype=np.float32).reshape(3, 7, 6)
+    x = gf.tensor(img, device=device)
+    # NOTE: like torchvision, an odd margin's half is rounded by Python's round, halves to even:
+    # margins 3 -> 2 (1.5), 5 -> 2 (2.5), 1 -> 0 (0.5).
+    for size, window in [((3, 2), img[:, 2:5, 2:4]), ((4, 3), img[:, 2:6, 2:5]),
+                         ((2, 5), img[:, 2:4, 0:5]), (5, img[:, 1:6, 0:5]), (1, img[:, 3:4, 2:3]),
+                         ((7, 6), img)]:
+        np.testing.assert_array_equal(to_numpy(T.CenterCrop(size)(x)), window,
+                                      err_msg=f"CenterCrop({size})")
+    np.testing.assert_array_equal(to_numpy(T.CenterCrop(8)(x)),
+                                  np.pad(img, ((0, 0), (0, 1), (1, 1))),
+                                  err_msg="a smaller image is zero-padded, the extra row last")
+    np.testing.assert_array_equal(to_numpy(T.CenterCrop((9, 3))(x)),
+                                  np.pad(img, ((0, 0), (1, 1), (0, 0)))[:, :, 2:5])
+    batch = np.stack([img, -img])
+    out = T.CenterCrop((3, 2))(gf.tensor(batch, device=device))
+    assert out.device == gf.device(device)
+    np.testing.assert_array_equal(to_numpy(out), batch[:, :, 2:5, 2:4])
+    np.testing.assert_array_equal(to_numpy(T.CenterCrop(2)(gf.tensor(img[0], device=device))),
+                                  img[0, 2:4, 2:4])
+    T.Normalize([1.0], [1.0], inplace=True)(T.CenterCrop(2)(x))
+    np.testing.assert_array_equal(to_numpy(x), img, err_msg="the crop must not alias its input")
+    assert repr(T.CenterCrop(3)) == "CenterCrop(size=(3, 3))"
+    with pytest.raises(ValueError, match=r"CenterCrop: size should be positive, got \(0, 2\)"):
+        T.CenterCrop((0, 2))
+
+
+def _all_resized_windows(images, size):
+    """Every window (top, left, h, w) of every image, resized: {window: N x C x size}."""
+    n, c, height, width = images.shape
+    found = {}
+    for h in range(1, height + 1):
+        for w in range(1, width + 1):
+            tops, lefts = np.meshgrid(np.arange(height - h + 1), np.arange(width - w + 1),
+                                      indexing="ij")
+            corners = list(zip(tops.ravel(), lefts.ravel()))
+            crops = np.stack([images[:, :, t:t + h, s:s + w] for t, s in corners], axis=1)
+            resized = to_numpy(T.Resize(size)(gf.tensor(crops.reshape(-1, c, h, w))))
+            resized = resized.reshape((n, len(corners)) + resized.shape[1:])
+            for k, (t, s) in enumerate(corners):
+                found[(t, s, h, w)] = resized[:, k]
+    return found
+
+
+def test_random_resized_crop_outputs_resized_windows(device):
+    n, height, width = 24, 6, 5
+    images = np.random.default_rng(6).random((n, 2, height, width)).astype(np.float32)
+    scale, ratio = (0.2, 0.9), (0.5, 2.0)
+    crop = T.RandomResizedCrop((4, 3), scale, ratio, generator=gf.Generator().manual_seed(2))
+    out = to_numpy(crop(gf.tensor(images, device=device)))
+    assert out.shape == (n, 2, 4, 3)
+    windows = _all_resized_windows(images, (4, 3))
+    chosen = []
+    for i in range(n):
+        errors = {key: np.abs(resized[i] - out[i]).max() for key, resized in windows.items()}
+        best = min(errors, key=errors.get)
+        assert errors[best] < 1e-5, f"sample {i} is no resized window (closest {best})"
+        chosen.append(best)
+    _, _, h, w = np.array(chosen).T
+    # NOTE: h and w are the drawn sides rounded, so bound the drawn area and ratio with half a
+    # pixel of slack either way.
+    area = height * width
+    assert np.all(((h + 0.5) * (w + 0.5) >= scale[0] * area)
+                  & ((h - 0.5) * (w - 0.5) <= scale[1] * area)), f"window sides {h} x {w}"
+    assert np.all(((w + 0.5) / (h - 0.5) >= ratio[0])
+                  & ((w - 0.5) / (h + 0.5) <= ratio[1])), f"window ratios {w / h}"
+    assert len(set(chosen)) > n // 2, f"windows must vary per sample: {chosen}"
+    again = T.RandomResizedCrop((4, 3), scale, ratio, generator=gf.Generator().manual_seed(2))
+    np.testing.assert_allclose(to_numpy(again(gf.tensor(images))), out, rtol=1e-6, atol=1e-7,
+                               err_msg="a seed must give the same crops on every device")
+    same = np.repeat(images[:1], n, axis=0)
+    out = to_numpy(crop(gf.tensor(same, device=device)))
+    distinct = {out[i].tobytes() for i in range(n)}
+    assert len(distinct) > n // 2, "identical images in a batch must get their own windows"
+
+
+def test_random_resized_crop_whole_image_and_fallback(device):
+    rng = np.random.default_rng(7)
+    square = rng.random((3, 2, 7, 7)).astype(np.float32)
+    whole = T.RandomResizedCrop(4, scale=(1, 1), ratio=(1, 1))
+    np.testing.assert_allclose(to_numpy(whole(gf.tensor(square, device=device))),
+                               to_numpy(T.Resize(4)(gf.tensor(square))), rtol=1e-6,
+                               err_msg="scale=(1, 1), ratio=(1, 1) on a square is Resize")
+    # NOTE: a full-area window of ratio 2 on 4 x 12 is about 5 x 10, too tall, so every draw
+    # fails and torchvision's fallback crops the centre 4 x 8 (ratio 2); on 12 x 4 with ratio
+    # 1 the full-area 7 x 7 is too wide, and the fallback is the centre 4 x 4.
+    wide = rng.random((2, 1, 4, 12)).astype(np.float32)
+    out = T.RandomResizedCrop((3, 5), scale=(1, 1), ratio=(2, 2))(gf.tensor(wide, device=device))
+    np.testing.assert_allclose(to_numpy(out), _torch_resize(wide[:, :, :, 2:10], (3, 5)),
+                               rtol=1e-5, atol=1e-6, err_msg="fallback on a wide image")
+    tall = rng.random((2, 2, 12, 4)).astype(np.float32)
+    out = T.RandomResizedCrop(2, scale=(1, 1), ratio=(1, 1))(gf.tensor(tall[0], device=device))
+    np.testing.assert_allclose(to_numpy(out), _torch_resize(tall[:1, :, 4:8], (2, 2))[0],
+                               rtol=1e-5, atol=1e-6, err_msg="fallback on a tall image")
+
+
+def test_random_resized_crop_arguments():
+    assert repr(T.RandomResizedCrop(3, ratio=(1, 2))) == (
+        "RandomResizedCrop(size=(3, 3), scale=(0.08, 1.0), ratio=(1.0, 2.0))")
+    with pytest.raises(ValueError, match=r"RandomResizedCrop: size should be positive, got 0"):
+        T.RandomResizedCrop(0)
+    with pytest.raises(ValueError, match=r"RandomResizedCrop: scale should be \(low, high\) "
+                                         r"with 0 < low <= high, got \(0.9, 0.1\)"):
+        T.RandomResizedCrop(3, scale=(0.9, 0.1))
+    with pytest.raises(ValueError, match=r"RandomResizedCrop: ratio .* got \(0, 1\)"):
+        T.RandomResizedCrop(3, ratio=(0, 1))
+    with pytest.raises(ValueError, match=r"RandomResizedCrop: scale .* got \(0.1, 0.5, 1.0\)"):
+        T.RandomResizedCrop(3, scale=(0.1, 0.5, 1.0))
+
+
 # -- MNIST ---------------------------------------------------------------------------------------
 def _gunzip(src: Path, dst: Path) -> Path:
     dst.write_bytes(gzip.decompress(src.read_bytes()))
@@ -634,8 +797,8 @@ def test_image_folder_with_a_custom_loader(tmp_path):
         ImageFolder(tmp_path, loader=np.load, is_valid_file=lambda p: p.endswith(".npy"))
 
 
-@pytest.mark.skipif(_has_pillow(), reason="Pillow is installed")
-def test_image_folder_without_pillow_says_so(tmp_path):
+def test_image_folder_without_pillow_says_so(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL", None)  # what `import PIL` meets without Pillow
     with pytest.raises(ImportError, match="needs Pillow.*pip install pillow"):
         ImageFolder(tmp_path)
 

@@ -11,6 +11,11 @@ from ..datasets import CIFAR10, MNIST
 from ..datasets.bundled import bundled_mnist
 from ..random import cpu_rng
 
+HOW_TO_GET = {
+    "mnist": "train-images-idx3-ubyte.gz and the three others, as torchvision keeps them",
+    "cifar10": "cifar-10-batches-py/, unpacked from "
+               "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+}
 VAL_SIZE = {"bundled": 1000, "mnist": 5000, "cifar10": 5000}
 # Per-channel normalisation of each data set's [0, 1] pixels.
 STATS = {"bundled": ([0.1307], [0.3081]), "mnist": ([0.1307], [0.3081]),
@@ -38,7 +43,7 @@ def load(dataset: str, root: str | None) -> tuple:
     else:
         if root is None:
             raise ValueError(f"--dataset {dataset} needs --data-dir, the folder holding the "
-                             "standard files (see examples/README or the dataset's docs)")
+                             f"standard files ({HOW_TO_GET[dataset]})")
         images, labels = _read(dataset, Path(root), train=True)
         test = Split(*_read(dataset, Path(root), train=False))
     order = np.random.default_rng(12345).permutation(len(labels))
