@@ -23,6 +23,7 @@ from .ops.reduce import (amax, amin, argmax, argmin, logsumexp, max, mean, min, 
 from .ops.shape import (contiguous, expand, flatten, permute, reshape, squeeze, t, transpose,
                         unsqueeze)
 from .ops.index import cat, chunk, split, stack
+from .ops.conv import get_conv_workspace_limit, set_conv_workspace_limit
 from .ops.matmul import matmul
 
 from . import datasets, models, nn, optim, transforms, utils

@@ -108,3 +108,21 @@ def test_kernels_index_past_two_to_the_31():
     want = tail.reshape(512, 2, 512, 2).max(axis=(1, 3))
     np.testing.assert_array_equal(to_numpy(out[-1, 0]), want)
     del x, out
+
+
+def test_peak_memory_statistics_follow_allocations():
+    gf.zeros(1, device="cuda")  # first use of the device starts the peak tracking
+    gf.cuda.reset_peak_memory_stats()
+    base = gf.cuda.memory_allocated()
+    assert gf.cuda.max_memory_allocated() == base
+    big = gf.zeros(16 * 2 ** 20, device="cuda")  # 64 MiB
+    assert gf.cuda.memory_allocated() >= base + 64 * 2 ** 20
+    del big
+    assert gf.cuda.memory_allocated() < base + 64 * 2 ** 20
+    assert gf.cuda.max_memory_allocated() >= base + 64 * 2 ** 20, "the peak forgot the array"
+    assert gf.cuda.memory_reserved() >= gf.cuda.max_memory_allocated()
+    gf.cuda.reset_peak_memory_stats()
+    assert gf.cuda.max_memory_allocated() == gf.cuda.memory_allocated()
+    held = gf.cuda.memory_reserved()
+    gf.cuda.empty_cache()
+    assert gf.cuda.memory_reserved() <= held - 64 * 2 ** 20, "the freed block stayed cached"

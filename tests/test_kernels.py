@@ -7,6 +7,8 @@ dispatch that silently fell back to the reference cannot pass.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from helpers import as_tuple, to_numpy
@@ -98,12 +100,23 @@ def test_conv2d_kernels(kernel_backend, case, dtype):
                  rand(ws[0], dtype=dtype, seed=2), noncontiguous=case == "odd_pad")
 
 
-def test_conv2d_chunks_the_batch(kernel_backend, monkeypatch):
+def test_conv2d_chunks_the_batch(kernel_backend):
     """With a workspace of one sample's columns, conv runs a sample at a time, same result."""
-    from gradflow.ops import conv
-    monkeypatch.setattr(conv, "WORKSPACE_BYTES", 3 * 9 * 25 * 8)
-    check_kernel(kernel_backend, ["conv.im2col"], lambda x, w: F.conv2d(x, w, padding=1),
-                 rand(5, 3, 5, 5), rand(4, 3, 3, 3, seed=1))
+    default = gf.get_conv_workspace_limit()
+    gf.set_conv_workspace_limit(3 * 9 * 25 * 8)
+    try:
+        check_kernel(kernel_backend, ["conv.im2col"], lambda x, w: F.conv2d(x, w, padding=1),
+                     rand(5, 3, 5, 5), rand(4, 3, 3, 3, seed=1))
+        with kernel_backend.active() as launched:
+            F.conv2d(gf.tensor(rand(5, 3, 5, 5), device=kernel_backend.device),
+                     gf.tensor(rand(4, 3, 3, 3), device=kernel_backend.device), padding=1)
+        assert launched.count("conv.im2col") == 5, launched
+    finally:
+        gf.set_conv_workspace_limit(default)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="set_conv_workspace_limit: nbytes must be a "
+                                             "positive int, got " + re.escape(repr(bad))):
+            gf.set_conv_workspace_limit(bad)
 
 
 POOL_CASES = {

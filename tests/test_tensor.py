@@ -113,6 +113,11 @@ def test_cuda_unavailable_is_clear():
     assert gf.cuda.device_count() == 0
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         gf.ones(2).cuda()
+    stats = (gf.cuda.memory_allocated(), gf.cuda.max_memory_allocated(),
+             gf.cuda.memory_reserved())
+    assert stats == (0, 0, 0)
+    gf.cuda.reset_peak_memory_stats()
+    gf.cuda.empty_cache()
 
 
 @pytest.mark.gpu

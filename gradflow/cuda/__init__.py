@@ -1,8 +1,16 @@
-"""CUDA helpers mirroring torch.cuda: availability, device count, synchronisation, seeding."""
+"""CUDA helpers mirroring torch.cuda: availability, device count, synchronisation, seeding,
+memory statistics."""
 from __future__ import annotations
 
 from .. import random as _random
 from ..backend import cuda_available, cupy_module
+from .memory import (
+    empty_cache,
+    max_memory_allocated,
+    memory_allocated,
+    memory_reserved,
+    reset_peak_memory_stats,
+)
 
 
 def is_available() -> bool:
@@ -34,7 +42,6 @@ def manual_seed(seed: int) -> None:
 manual_seed_all = manual_seed
 
 
-def memory_allocated() -> int:
-    """Bytes held by live arrays in CuPy's default memory pool on the current device
-    (torch.cuda.memory_allocated); 0 without CUDA."""
-    return cupy_module().get_default_memory_pool().used_bytes() if cuda_available() else 0
+__all__ = ["current_device", "device_count", "empty_cache", "is_available", "manual_seed",
+           "manual_seed_all", "max_memory_allocated", "memory_allocated", "memory_reserved",
+           "reset_peak_memory_stats", "synchronize"]

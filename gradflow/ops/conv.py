@@ -5,7 +5,8 @@
 kernels/conv.cu. Three ops close under differentiation: `Conv2d`, its input gradient
 `Conv2dGradInput` (a transposed convolution) and its weight gradient `Conv2dGradWeight`; each
 one's backward is made of the three, so every derivative order works. Each runs over the batch
-in chunks whose columns fit in `WORKSPACE_BYTES`, so the lowered buffer stays bounded.
+in chunks whose columns fit in the workspace limit (`set_conv_workspace_limit`), so the
+lowered buffer stays bounded.
 The pooling ops reuse the windows through `Im2col`.
 """
 from __future__ import annotations
@@ -110,14 +111,29 @@ class Col2im(Op):
 
 
 # -- convolution ------------------------------------------------------------------------------
-WORKSPACE_BYTES = 256 * 2**20  # the most memory one chunk's im2col columns may take
+_workspace = {"bytes": 256 * 2**20}  # the most memory one chunk's im2col columns may take
+
+
+def set_conv_workspace_limit(nbytes: int) -> None:
+    """Bound the memory a convolution's lowered (im2col) buffer may take, in bytes (default
+    256 MiB). Convolutions run over the batch in chunks that fit; a smaller limit saves
+    memory at the cost of more, smaller matrix products. One sample's columns always fit."""
+    if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 1:
+        raise ValueError(f"set_conv_workspace_limit: nbytes must be a positive int, got "
+                         f"{nbytes!r}")
+    _workspace["bytes"] = nbytes
+
+
+def get_conv_workspace_limit() -> int:
+    """The convolution workspace limit in bytes (see `set_conv_workspace_limit`)."""
+    return _workspace["bytes"]
 
 
 def _batch_chunks(n: int, shape: tuple, window: Window, itemsize: int) -> list:
-    """Slices of the batch whose im2col columns fit in WORKSPACE_BYTES (at least one sample)."""
+    """Slices of the batch whose im2col columns fit in the workspace (at least one sample)."""
     oh, ow = window.out_size(*shape[2:])
     per_sample = shape[1] * math.prod(window.kernel) * oh * ow * itemsize
-    step = max(1, WORKSPACE_BYTES // max(per_sample, 1))
+    step = max(1, _workspace["bytes"] // max(per_sample, 1))
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
