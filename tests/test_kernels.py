@@ -100,6 +100,16 @@ def test_conv2d_kernels(kernel_backend, case, dtype):
                  rand(ws[0], dtype=dtype, seed=2), noncontiguous=case == "odd_pad")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_unfold_layout_kernels(kernel_backend, dtype):
+    """im2col/col2im in the per-sample layout (unfold's; conv uses the batch-inner one)."""
+    from gradflow.ops.conv import Im2col, Window
+    window = Window((3, 2), (2, 1), (1, 2), (1, 0, 2, 1))
+    check_kernel(kernel_backend, ["conv.im2col", "conv.col2im"],
+                 lambda x: Im2col.apply(x, window=window, value=0.0),
+                 rand(3, 5, 7, 6, dtype=dtype))
+
+
 def test_conv2d_chunks_the_batch(kernel_backend):
     """With a workspace of one sample's columns, conv runs a sample at a time, same result."""
     default = gf.get_conv_workspace_limit()

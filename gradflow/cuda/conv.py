@@ -20,23 +20,26 @@ def _geometry(shape: tuple, window: Any) -> tuple:
             *(np.int32(v) for v in (kh, kw, sh, sw, pt, pl, dh, dw)))
 
 
-def im2col(x: Any, window: Any, value: float) -> Any:
-    """(N, C, H, W) -> (N, C*kh*kw, oh*ow) columns; padding reads give `value`."""
+def im2col(x: Any, window: Any, value: float, batch_inner: bool) -> Any:
+    """(N, C, H, W) -> (N, C*kh*kw, oh*ow) columns, or (C*kh*kw, N*oh*ow) with
+    `batch_inner`; padding reads give `value`."""
     xp = array_module(x)
     x = xp.ascontiguousarray(x)
     n, c, h, w = x.shape
     oh, ow = window.out_size(h, w)
-    cols = xp.empty((n, c * window.kernel[0] * window.kernel[1], oh * ow), x.dtype)
+    rows = c * window.kernel[0] * window.kernel[1]
+    cols = xp.empty((rows, n * oh * ow) if batch_inner else (n, rows, oh * ow), x.dtype)
     compiler.launch_loop("conv", "im2col", x.dtype, cols.size,
-                         (x, cols, *_geometry(x.shape, window), x.dtype.type(value)))
+                         (x, cols, *_geometry(x.shape, window), x.dtype.type(value),
+                          np.int32(batch_inner)))
     return cols
 
 
-def col2im(cols: Any, shape: tuple, window: Any) -> Any:
+def col2im(cols: Any, shape: tuple, window: Any, batch_inner: bool) -> Any:
     """The adjoint of `im2col`: sum each column entry into the pixel it was read from."""
     xp = array_module(cols)
     cols = xp.ascontiguousarray(cols)
     x = xp.empty(shape, cols.dtype)
     compiler.launch_loop("conv", "col2im", cols.dtype, x.size,
-                         (cols, x, *_geometry(shape, window)))
+                         (cols, x, *_geometry(shape, window), np.int32(batch_inner)))
     return x

@@ -41,11 +41,13 @@ class Window(NamedTuple):
             (h + pt + pb, w + pl + pr), self.kernel, self.stride, self.dilation))
 
 
-def im2col_array(a: Any, window: Window, value: float):
+def im2col_array(a: Any, window: Window, value: float, batch_inner: bool = False):
     """(N, C, H, W) -> (N, C*kh*kw, oh*ow): one column per output pixel, its rows ordered
-    (channel, kernel row, kernel column) like a flattened (O, C, kh, kw) weight."""
+    (channel, kernel row, kernel column) like a flattened (O, C, kh, kw) weight. With
+    `batch_inner`, (C*kh*kw, N*oh*ow): the whole batch's columns side by side, so that one
+    matrix product convolves the batch (many small products run far slower)."""
     if compiler.uses_kernels(a):
-        return kernels.im2col(a, window, value)
+        return kernels.im2col(a, window, value, batch_inner)
     xp = array_module(a)
     n, c, h, w = a.shape
     (kh, kw), (sh, sw), (dh, dw) = window.kernel, window.stride, window.dilation
@@ -58,21 +60,27 @@ def im2col_array(a: Any, window: Window, value: float):
     # column ox*sw + kx*dw, so the taps step by the dilation and the pixels by the stride.
     windows = xp.lib.stride_tricks.as_strided(
         a, (n, c, kh, kw, oh, ow), (s_n, s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw))
+    if batch_inner:
+        return xp.ascontiguousarray(windows.transpose(1, 2, 3, 0, 4, 5)).reshape(
+            c * kh * kw, n * oh * ow)
     return xp.ascontiguousarray(windows).reshape(n, c * kh * kw, oh * ow)
 
 
-def col2im_array(cols: Any, shape: tuple, window: Window):
-    """The adjoint of `im2col_array`: add each column entry back onto the pixel it was read
-    from, one strided-slice add per kernel tap, and drop the padding."""
+def col2im_array(cols: Any, shape: tuple, window: Window, batch_inner: bool = False):
+    """The adjoint of `im2col_array` (of the same layout): add each column entry back onto
+    the pixel it was read from, one strided-slice add per kernel tap, and drop the padding."""
     if compiler.uses_kernels(cols):
-        return kernels.col2im(cols, shape, window)
+        return kernels.col2im(cols, shape, window, batch_inner)
     xp = array_module(cols)
     n, c, h, w = shape
     (kh, kw), (sh, sw), (dh, dw) = window.kernel, window.stride, window.dilation
     pt, pb, pl, pr = window.padding
     oh, ow = window.out_size(h, w)
     out = xp.zeros((n, c, h + pt + pb, w + pl + pr), cols.dtype)
-    taps = cols.reshape(n, c, kh, kw, oh, ow)
+    if batch_inner:
+        taps = cols.reshape(c, kh, kw, n, oh, ow).transpose(3, 0, 1, 2, 4, 5)
+    else:
+        taps = cols.reshape(n, c, kh, kw, oh, ow)
     for ky, kx in itertools.product(range(kh), range(kw)):
         y, x = ky * dh, kx * dw
         out[:, :, y:y + sh * (oh - 1) + 1:sh, x:x + sw * (ow - 1) + 1:sw] += taps[:, :, ky, kx]
@@ -137,16 +145,24 @@ def _batch_chunks(n: int, shape: tuple, window: Window, itemsize: int) -> list:
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
+def _channels_outer(a, groups: int):
+    """(m, O, P) per-sample maps -> (g, O/g, m*P), the layout of batch-inner columns."""
+    m, o, pixels = a.shape
+    return a.transpose(1, 0, 2).reshape(groups, o // groups, m * pixels)
+
+
 def conv2d_array(x, w, window: Window, groups: int):
-    """(N, C, H, W) x (O, C/g, kh, kw) -> (N, O, oh, ow), a chunk of the batch at a time."""
+    """(N, C, H, W) x (O, C/g, kh, kw) -> (N, O, oh, ow): per chunk of the batch, one product
+    (g, O/g, C/g*kh*kw) @ (g, C/g*kh*kw, m*oh*ow) of the weight with the columns."""
     xp = array_module(x)
     n, o = x.shape[0], w.shape[0]
     oh, ow = window.out_size(*x.shape[2:])
     weight = w.reshape(groups, o // groups, -1)
-    out = xp.empty((n, groups, o // groups, oh * ow), x.dtype)
+    out = xp.empty((n, o, oh * ow), x.dtype)
     for part in _batch_chunks(n, x.shape, window, x.itemsize):
-        cols = im2col_array(x[part], window, 0.0)
-        xp.matmul(weight, cols.reshape(cols.shape[0], groups, -1, oh * ow), out=out[part])
+        cols = im2col_array(x[part], window, 0.0, batch_inner=True)
+        prod = xp.matmul(weight, cols.reshape(groups, -1, cols.shape[-1]))
+        out[part] = prod.reshape(o, -1, oh * ow).transpose(1, 0, 2)
     return out.reshape(n, o, oh, ow)
 
 
@@ -155,30 +171,27 @@ def conv2d_grad_input_array(gy, w, shape: tuple, window: Window, groups: int):
     xp = array_module(gy)
     n, o = shape[0], w.shape[0]
     weight_t = w.reshape(groups, o // groups, -1).transpose(0, 2, 1)
-    grads = gy.reshape(n, groups, o // groups, -1)
+    grads = gy.reshape(n, o, -1)
     gx = xp.empty(shape, gy.dtype)
     for part in _batch_chunks(n, shape, window, gy.itemsize):
-        cols = xp.matmul(weight_t, grads[part])
-        m = cols.shape[0]
-        gx[part] = col2im_array(cols.reshape(m, -1, cols.shape[-1]), (m,) + tuple(shape[1:]),
-                                window)
+        cols = xp.matmul(weight_t, _channels_outer(grads[part], groups))
+        m = grads[part].shape[0]
+        gx[part] = col2im_array(cols.reshape(-1, cols.shape[-1]), (m,) + tuple(shape[1:]),
+                                window, batch_inner=True)
     return gx
 
 
 def conv2d_grad_weight_array(x, gy, wshape: tuple, window: Window, groups: int):
-    """The weight gradient of conv2d: gy times the columns' transpose, summed over the
-    batch in one product per chunk."""
+    """The weight gradient of conv2d: gy times the columns' transpose; batch and pixels
+    together form the contraction, one product per chunk."""
     xp = array_module(x)
     n, o = x.shape[0], wshape[0]
     gw = xp.zeros((groups, o // groups, math.prod(wshape[1:])), x.dtype)
-    grads = gy.reshape(n, groups, o // groups, -1)
+    grads = gy.reshape(n, o, -1)
     for part in _batch_chunks(n, x.shape, window, x.itemsize):
-        cols = im2col_array(x[part], window, 0.0)
-        m, pixels = cols.shape[0], cols.shape[-1]
-        # NOTE: batch and pixels together form the contraction: (g, O/g, m*P) @ (g, m*P, K).
-        lhs = grads[part].transpose(1, 2, 0, 3).reshape(groups, o // groups, m * pixels)
-        rhs = cols.reshape(m, groups, -1, pixels).transpose(1, 0, 3, 2)
-        gw += xp.matmul(lhs, rhs.reshape(groups, m * pixels, -1))
+        cols = im2col_array(x[part], window, 0.0, batch_inner=True)
+        rhs = cols.reshape(groups, -1, cols.shape[-1]).transpose(0, 2, 1)
+        gw += xp.matmul(_channels_outer(grads[part], groups), rhs)
     return gw.reshape(wshape)
 
 
