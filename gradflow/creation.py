@@ -2,13 +2,15 @@
 random ones, and the *_like forms. Each takes dtype, device and requires_grad."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from . import dtypes
 from .backend import CPU, as_device, device, module_for, move_array
-from .random import Generator, cpu_rng, cuda_rng
+from .cuda import random as cuda_random
+from .random import Generator, cpu_rng, cuda_generators
 from .tensor import Tensor
 
 
@@ -218,14 +220,26 @@ def _random(op: str, draw_cpu, draw_cuda, size: tuple, dtype: Any, device: Any,
         if generator is not None:
             raise ValueError(f"{op}: a CPU Generator cannot draw CUDA tensors; omit generator "
                              "or draw on the CPU and move the result")
-        arr = draw_cuda(cuda_rng(dev.index), shape).astype(dt, copy=False)
+        arr = draw_cuda(shape, dev, dt).astype(dt, copy=False)
     return _finish(arr, requires_grad)
+
+
+def _cuda_float(shape: tuple, dev: device, dtype: Any, draw, *args) -> Any:
+    """Draw `shape` samples on GPU `dev` with a kernel of kernels/random.cu, advancing that
+    device's generator: in `dtype` when it is float32 or float64, else in float64 for the
+    caller to cast."""
+    xp = module_for(dev)
+    dtype = dtype if dtype in (dtypes.float32, dtypes.float64) else dtypes.float64
+    with xp.cuda.Device(dev.index):
+        key = cuda_generators.take(dev.index, math.prod(shape))
+        return draw(xp, shape, dtype, key, *args)
 
 
 def rand(*size: Any, generator: Generator | None = None, dtype: Any = None,
          device: Any = None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1)."""
-    return _random("rand", lambda g, s: g.random(s), lambda r, s: r.random_sample(s),
+    return _random("rand", lambda g, s: g.random(s),
+                   lambda s, d, t: _cuda_float(s, d, t, cuda_random.uniform),
                    size, dtype, device, requires_grad, generator)
 
 
@@ -233,8 +247,8 @@ def randn(*size: Any, generator: Generator | None = None, dtype: Any = None,
           device: Any = None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples."""
     return _random("randn", lambda g, s: g.standard_normal(s),
-                   lambda r, s: r.standard_normal(s), size, dtype, device, requires_grad,
-                   generator)
+                   lambda s, d, t: _cuda_float(s, d, t, cuda_random.normal, 0.0, 1.0), size, dtype,
+                   device, requires_grad, generator)
 
 
 def normal(mean: float = 0.0, std: float = 1.0, size: Any = (), generator: Generator | None
@@ -244,8 +258,8 @@ def normal(mean: float = 0.0, std: float = 1.0, size: Any = (), generator: Gener
         raise ValueError(f"normal: std must be non-negative, got {std}")
     size = (size,) if isinstance(size, int) else tuple(size)
     return _random("normal", lambda g, s: g.normal(mean, std, s),
-                   lambda r, s: r.normal(mean, std, s), size, dtype, device, requires_grad,
-                   generator)
+                   lambda s, d, t: _cuda_float(s, d, t, cuda_random.normal, mean, std), size, dtype,
+                   device, requires_grad, generator)
 
 
 def randint(low: int, high: int | None = None, size: Any = (), generator: Generator | None
@@ -261,7 +275,9 @@ def randint(low: int, high: int | None = None, size: Any = (), generator: Genera
     if dev.type == "cpu":
         arr = cpu_rng(generator).integers(low, high, shape).astype(dt)
     else:
-        arr = cuda_rng(dev.index).randint(low, high, shape).astype(dt)
+        # NOTE: floor(u * range) of a 53-bit uniform u: the bias is below range / 2**53.
+        unit = _cuda_float(shape, dev, dtypes.float64, cuda_random.uniform)
+        arr = (module_for(dev).floor(unit * (high - low)) + low).astype(dt)
     return Tensor._wrap(arr)
 
 
@@ -294,5 +310,5 @@ def randint_like(x: Tensor, low: int, high: int | None = None, dtype: Any = None
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in
            ("np", "dtypes", "Any", "annotations", "CPU", "as_device", "device",
-            "module_for", "move_array", "Generator", "cpu_rng", "cuda_rng", "Tensor",
-            "to_array")]
+            "module_for", "move_array", "Generator", "cpu_rng", "cuda_generators",
+            "cuda_random", "Tensor", "math", "to_array")]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import cupy_module
-
 
 class Generator:
     """An independent random stream on the CPU (torch.Generator)."""
@@ -32,7 +30,24 @@ class Generator:
 
 
 default_generator = Generator()
-_cuda_states: dict = {}
+
+
+class CudaGeneratorState:
+    """The GPU generators: Philox counters, so each device's whole state is (seed, offset),
+    and the offset advances by the number of elements each draw makes."""
+
+    def __init__(self) -> None:
+        self.seed = int(np.random.SeedSequence().entropy % (2 ** 63))
+        self.offsets: dict = {}
+
+    def take(self, index: int, n: int) -> tuple:
+        """(seed, offset) for a draw of n elements on device `index`; advances the offset."""
+        offset = self.offsets.get(index, 0)
+        self.offsets[index] = offset + n
+        return self.seed, offset
+
+
+cuda_generators = CudaGeneratorState()
 
 
 def manual_seed(seed: int) -> Generator:
@@ -44,9 +59,10 @@ def manual_seed(seed: int) -> Generator:
 
 
 def seed_cuda(seed: int) -> None:
-    """Reseed the GPU generators only (torch.cuda.manual_seed)."""
-    _cuda_states.clear()
-    _cuda_states["seed"] = int(seed)
+    """Reseed the GPU generators only (torch.cuda.manual_seed): every device starts again
+    at offset 0 of the stream of `seed`."""
+    cuda_generators.seed = int(seed) % (2 ** 64)
+    cuda_generators.offsets.clear()
 
 
 def initial_seed() -> int:
@@ -63,17 +79,22 @@ def set_rng_state(state: dict) -> None:
     default_generator.set_state(state)
 
 
+def get_cuda_rng_state(index: int) -> dict:
+    """GPU `index`'s generator state (torch.cuda.get_rng_state), for checkpoints."""
+    return {"seed": cuda_generators.seed, "offset": cuda_generators.offsets.get(index, 0)}
+
+
+def set_cuda_rng_state(state: dict, index: int) -> None:
+    """Restore GPU `index`'s generator from `get_cuda_rng_state`. The seed is shared by all
+    devices, as `manual_seed` sets it."""
+    seed, offset = state.get("seed"), state.get("offset")
+    for name, value in (("seed", seed), ("offset", offset)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"set_rng_state: the CUDA state's {name} must be a non-negative "
+                             f"int, got {value!r} (state {state!r})")
+    cuda_generators.seed = seed
+    cuda_generators.offsets[index] = offset
+
+
 def cpu_rng(generator: Generator | None = None) -> np.random.Generator:
     return (generator or default_generator).rng
-
-
-def cuda_rng(index: int):
-    """The CuPy RandomState of GPU `index`, seeded from the last `manual_seed`."""
-    rs = _cuda_states.get(index)
-    if rs is None:
-        cp = cupy_module()
-        seed = _cuda_states.get("seed")
-        with cp.cuda.Device(index):
-            rs = cp.random.RandomState(None if seed is None else seed + index)
-        _cuda_states[index] = rs
-    return rs

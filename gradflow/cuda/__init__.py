@@ -2,8 +2,10 @@
 memory statistics."""
 from __future__ import annotations
 
+from typing import Any
+
 from .. import random as _random
-from ..backend import cuda_available, cupy_module
+from ..backend import as_device, cuda_available, cupy_module
 from .memory import (
     empty_cache,
     max_memory_allocated,
@@ -11,6 +13,7 @@ from .memory import (
     memory_reserved,
     reset_peak_memory_stats,
 )
+from .oom import OutOfMemoryError
 
 
 def is_available() -> bool:
@@ -42,6 +45,31 @@ def manual_seed(seed: int) -> None:
 manual_seed_all = manual_seed
 
 
-__all__ = ["current_device", "device_count", "empty_cache", "is_available", "manual_seed",
-           "manual_seed_all", "max_memory_allocated", "memory_allocated", "memory_reserved",
-           "reset_peak_memory_stats", "synchronize"]
+def _index(device: Any) -> int:
+    return current_device() if device is None else as_device(device)._ordinal()
+
+
+def get_rng_state(device: Any = None) -> dict:
+    """The generator state of a GPU (default: the current one), as {"seed", "offset"}
+    (torch.cuda.get_rng_state); `set_rng_state` restores it exactly."""
+    return _random.get_cuda_rng_state(_index(device))
+
+
+def set_rng_state(state: dict, device: Any = None) -> None:
+    _random.set_cuda_rng_state(state, _index(device))
+
+
+def get_rng_state_all() -> list:
+    """Every GPU's generator state, by device index (torch.cuda.get_rng_state_all)."""
+    return [_random.get_cuda_rng_state(i) for i in range(device_count())]
+
+
+def set_rng_state_all(states: list) -> None:
+    for i, state in enumerate(states):
+        _random.set_cuda_rng_state(state, i)
+
+
+__all__ = ["OutOfMemoryError", "current_device", "device_count", "empty_cache", "get_rng_state",
+           "get_rng_state_all", "is_available", "manual_seed", "manual_seed_all",
+           "max_memory_allocated", "memory_allocated", "memory_reserved",
+           "reset_peak_memory_stats", "set_rng_state", "set_rng_state_all", "synchronize"]

@@ -188,6 +188,7 @@ class Run:
                 "early_stopping": None if self.stopper is None else self.stopper.state_dict(),
                 "epoch": self.epoch, "step": self.step, "history": self.history,
                 "best_val_loss": self.best_val_loss, "rng": get_rng_state(),
+                "cuda_rng": cuda.get_rng_state_all(),
                 "partial": self.partial, "epoch_lr": self.epoch_lr,
                 "args": {k: v for k, v in vars(self.args).items() if k != "resume"}}
 
@@ -216,6 +217,7 @@ class Run:
         self.best_val_loss, self.partial = ckpt["best_val_loss"], ckpt["partial"]
         self.epoch_lr = ckpt["epoch_lr"]
         set_rng_state(ckpt["rng"])
+        cuda.set_rng_state_all(ckpt["cuda_rng"])
         print(f"resumed from {path}: epoch {self.epoch + 1}, step {self.step}")
 
     # -- training -----------------------------------------------------------------------------

@@ -35,6 +35,7 @@ struct dim3 {
 #define __shared__ static
 #define __launch_bounds__(...)
 
+using std::cos;
 using std::exp;
 using std::isinf;
 using std::isnan;
