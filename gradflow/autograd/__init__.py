@@ -2,6 +2,12 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
+from .anomaly import (
+    detect_anomaly,
+    is_anomaly_check_nan_enabled,
+    is_anomaly_enabled,
+    set_detect_anomaly,
+)
 from .engine import run_backward
 from .function import Function
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -36,7 +42,8 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
     run_backward(tensors, grads, retain_graph, create_graph)
 
 
-__all__ = ["Function", "GradcheckError", "backward", "enable_grad", "grad", "gradcheck",
-           "gradgradcheck", "is_grad_enabled", "no_grad", "set_grad_enabled", "Tensor"]
+__all__ = ["Function", "GradcheckError", "backward", "detect_anomaly", "enable_grad", "grad",
+           "gradcheck", "gradgradcheck", "is_anomaly_check_nan_enabled", "is_anomaly_enabled",
+           "is_grad_enabled", "no_grad", "set_detect_anomaly", "set_grad_enabled", "Tensor"]
 
 

@@ -1,15 +1,21 @@
 """The backward engine: an iterative walk of the graph in reverse topological order.
 
 No recursion, so a chain of any depth works. Gradients arriving at the same node output are
-summed before the node runs; leaves receive theirs through their `LeafSink`.
+summed before the node runs; leaves receive theirs through their `LeafSink`. A node whose
+backward runs out of GPU memory is named in the error (gradflow.cuda.oom); in anomaly mode
+each node's gradients are checked for NaN/Inf (anomaly.py).
 """
 from __future__ import annotations
 
 from typing import Sequence
 
+from ..cuda import oom
 from ..tensor import Tensor
+from . import anomaly
 from .function import LeafSink, leaf_sink
 from .grad_mode import set_grad_enabled
+
+_ANOMALY = anomaly.MODE
 
 
 def _topological_order(roots: list) -> list:
@@ -112,7 +118,13 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence, retain_graph
             if isinstance(node, LeafSink):
                 node.accumulate(grads[0])
                 continue
-            in_grads = node.run_backward(grads)
+            try:
+                if _ANOMALY.enabled:
+                    in_grads = anomaly.checked_backward(node, grads)
+                else:
+                    in_grads = node.run_backward(grads)
+            except oom.error_types() as err:
+                raise oom.out_of_memory(f"{node.name()} (backward)", err) from None
             if not retain_graph:
                 node.release()
             for (child, slot), g in zip(node.next_edges, in_grads):

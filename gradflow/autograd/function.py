@@ -17,8 +17,12 @@ from typing import Any
 import numpy as np
 
 from ..backend import module_for
+from ..cuda import oom
 from ..tensor import Tensor
+from . import anomaly
 from .grad_mode import is_grad_enabled, no_grad
+
+_ANOMALY = anomaly.MODE
 
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors "
@@ -78,6 +82,7 @@ class Function:
     _array_forward = False  # Op flips this: forward returns arrays, not tensors
     saves_outputs = False  # Op subclasses whose backward needs the outputs set this
     differentiable = True  # False for ops whose outputs never require grad
+    creation_trace = None  # where user code made this node; recorded in anomaly mode only
 
     def __init__(self) -> None:
         self.next_edges: tuple = ()
@@ -129,16 +134,23 @@ class Function:
         if cls._array_forward:
             try:
                 raw = cls.forward(ctx, *args, **kwargs)
+            except oom.error_types() as err:
+                raise oom.out_of_memory(cls.name(), err) from None
             except (ValueError, TypeError) as err:
                 raise _named_error(cls.name(), err, tensors) from None
             single = not isinstance(raw, tuple)
             outs = [Tensor._wrap(_as_array(r)) for r in ((raw,) if single else raw)]
         else:
-            with no_grad():
-                raw = cls.forward(ctx, *args, **kwargs)
+            try:
+                with no_grad():
+                    raw = cls.forward(ctx, *args, **kwargs)
+            except oom.error_types() as err:
+                raise oom.out_of_memory(cls.name(), err) from None
             single = not isinstance(raw, tuple)
             outs = [_fresh_output(r, cls.name()) for r in ((raw,) if single else raw)]
         ctx.num_outputs = len(outs)
+        if _ANOMALY.enabled:
+            anomaly.record_forward(ctx, outs)
         if record:
             ctx.next_edges = tuple(_edge(a) for a in args)
             for i, out in enumerate(outs):

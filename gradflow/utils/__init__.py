@@ -2,7 +2,8 @@
 and training tools: early stopping, accuracy metrics and the seeds' sanity checks."""
 from . import data
 from .early_stopping import EarlyStopping
+from .evaluate import evaluate
 from .metrics import accuracy
 from .sanity import SanityReport, sanity_check
 
-__all__ = ["EarlyStopping", "SanityReport", "accuracy", "data", "sanity_check"]
+__all__ = ["EarlyStopping", "SanityReport", "accuracy", "data", "evaluate", "sanity_check"]
