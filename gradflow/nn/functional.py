@@ -23,7 +23,9 @@ from ..ops.pad import pad
 from ..ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from ..ops.reduce import amax, logsumexp
 from ..ops.shape import reshape, transpose
+from ..ops.util import normalize_dim
 from ..tensor import Tensor
+from . import _checks
 
 __all__ = [
     "linear", "conv2d", "pad", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
@@ -33,34 +35,46 @@ __all__ = [
     "mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
 ]
 
+REDUCTIONS = ("mean", "sum", "none")
+
 
 # -- layers and activations --------------------------------------------------------------------
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x W^T + b (torch.nn.functional.linear)."""
+    for name, t in (("input", input), ("weight", weight)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"linear: {name} must be a Tensor, got {type(t).__name__}")
+    if weight.ndim != 2:
+        raise RuntimeError(f"linear: weight must be 2-D (out_features, in_features), got shape "
+                           f"{tuple(weight.shape)}")
     if input.shape[-1:] != weight.shape[1:]:
         raise RuntimeError(f"linear: input has {input.shape[-1] if input.ndim else 0} features "
                            f"but weight expects {weight.shape[1]} (input shape "
                            f"{tuple(input.shape)}, weight shape {tuple(weight.shape)})")
+    if input.dtype != weight.dtype:
+        raise RuntimeError(f"linear: input dtype {input.dtype} does not match weight dtype "
+                           f"{weight.dtype}; convert one, e.g. input.to({weight.dtype})")
     out = matmul(input, transpose(weight, 0, 1))
     return out if bias is None else out + bias
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    _checks.real("leaky_relu", "negative_slope", negative_slope)
     return where(input > 0, input, input * negative_slope)
 
 
 def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
+    _checks.real("elu", "alpha", alpha)
     # NOTE: exp is taken of min(x, 0) so the unused branch cannot overflow.
     return where(input > 0, input, (exp(minimum(input, 0.0)) - 1) * alpha)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """x * Phi(x); approximate='tanh' uses the tanh formula, as in torch."""
+    _checks.choice("gelu", "approximate", approximate, ("none", "tanh"))
     if approximate == "tanh":
         inner = (input + input * input * input * 0.044715) * math.sqrt(2 / math.pi)
         return input * 0.5 * (1 + tanh(inner))
-    if approximate != "none":
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     return input * 0.5 * (1 + erf(input * (1 / math.sqrt(2))))
 
 
@@ -71,23 +85,20 @@ def scaled_tanh(input: Tensor) -> Tensor:
 
 def log_softmax(input: Tensor, dim: int) -> Tensor:
     """log of softmax, computed as x - logsumexp(x): stable for logits of any size."""
+    dim = normalize_dim("log_softmax", dim, input.ndim)
     return input - logsumexp(input, dim, keepdim=True)
 
 
 def softmax(input: Tensor, dim: int) -> Tensor:
+    dim = normalize_dim("softmax", dim, input.ndim)
     shifted = input - amax(input.detach(), dim, keepdim=True)
     e = exp(shifted)
     return e / e.sum(dim, keepdim=True)
 
 
-def _check_p(op: str, p: float) -> None:
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{op}: dropout probability has to be between 0 and 1, but got {p}")
-
-
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p)."""
-    _check_p("dropout", p)
+    _checks.probability("dropout", p)
     if not training or p == 0.0:
         return input
     if p == 1.0:
@@ -98,7 +109,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 
 def dropout2d(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Drop whole channels of an (N, C, H, W) or (C, H, W) input (torch's dropout2d)."""
-    _check_p("dropout2d", p)
+    _checks.probability("dropout2d", p)
     if input.ndim not in (3, 4):
         raise RuntimeError(f"dropout2d: expected a 3-D or 4-D input, got shape "
                            f"{tuple(input.shape)}")
@@ -128,6 +139,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if input.ndim < 2:
         raise RuntimeError(f"batch_norm: expected an input with at least 2 dims (N, C, ...), "
                            f"got shape {tuple(input.shape)}")
+    _check_norm_options("batch_norm", momentum, eps)
     c = input.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):
@@ -136,7 +148,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                                f"{c} channels, got {tuple(t.shape)}")
     if training and input.numel() // max(c, 1) <= 1:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
-                         f"got input size {tuple(input.shape)}")
+                         f"got input size {tuple(input.shape)}; for inference on one sample, "
+                         f"call model.eval() first")
     m = 0.1 if momentum is None else momentum
     if compiler.uses_kernels(input.array) and (training or running_mean is None):
         update = training and running_mean is not None
@@ -177,6 +190,11 @@ def _batch_norm_reference(input: Tensor, running_mean: Tensor | None,
     return out
 
 
+def _check_norm_options(op: str, momentum: float | None, eps: float) -> None:
+    _checks.momentum(op, momentum)
+    _checks.real(op, "eps", eps, 0)
+
+
 def _normalize_over(input: Tensor, axes: tuple, eps: float) -> Tensor:
     mean = input.mean(axes, keepdim=True)
     centred = input - mean
@@ -186,8 +204,8 @@ def _normalize_over(input: Tensor, axes: tuple, eps: float) -> Tensor:
 
 def layer_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(
-        normalized_shape)
+    shape = _checks.sizes("layer_norm", "normalized_shape", normalized_shape)
+    _checks.real("layer_norm", "eps", eps, 0)
     if tuple(input.shape[input.ndim - len(shape):]) != shape:
         raise RuntimeError(f"layer_norm: input shape {tuple(input.shape)} does not end with "
                            f"normalized_shape {shape}")
@@ -199,6 +217,8 @@ def layer_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = Non
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    _checks.integer("group_norm", "num_groups", num_groups, minimum=1)
+    _checks.real("group_norm", "eps", eps, 0)
     n, c = input.shape[0], input.shape[1]
     if c % num_groups:
         raise RuntimeError(f"group_norm: num_groups {num_groups} must divide the {c} channels "
@@ -215,6 +235,7 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None,
                   bias: Tensor | None = None, use_input_stats: bool = True,
                   momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Normalise each (sample, channel) plane on its own (Ulyanov et al., 2016)."""
+    _check_norm_options("instance_norm", momentum, eps)
     n, c = input.shape[0], input.shape[1]
     if use_input_stats:
         folded = reshape(input, (1, n * c) + tuple(input.shape[2:]))
@@ -239,6 +260,7 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
                         k: float = 1.0) -> Tensor:
     """Divide by (k + alpha * mean of squares over `size` neighbouring channels) ** beta,
     as in AlexNet (Krizhevsky et al., 2012) and torch's formula."""
+    _checks.integer("local_response_norm", "size", size, minimum=1)
     if input.ndim < 3:
         raise RuntimeError(f"local_response_norm: expected 3-D or more input, got shape "
                            f"{tuple(input.shape)}")
@@ -258,17 +280,16 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
 
 
 # -- losses -------------------------------------------------------------------------------------
-def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    """Apply a reduction already checked to be one of REDUCTIONS."""
     if reduction == "mean":
         return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return loss.sum() if reduction == "sum" else loss
 
 
-def _check_same_shape(op: str, input: Tensor, target: Tensor) -> None:
+def _check_pointwise(op: str, input: Tensor, target: Tensor, reduction: str) -> None:
+    """The checks of the element-wise losses: a known reduction and matching shapes."""
+    _checks.choice(op, "reduction", reduction, REDUCTIONS)
     if input.shape != target.shape:
         raise ValueError(f"{op}: target size {tuple(target.shape)} must be the same as input "
                          f"size {tuple(input.shape)}")
@@ -279,6 +300,7 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     if tensor.dtype.kind not in "iu":
         raise TypeError(f"one_hot: expected an integer tensor of class indices, got "
                         f"{tensor.dtype}")
+    _checks.integer("one_hot", "num_classes", num_classes, minimum=-1)
     if num_classes < 0:
         num_classes = int(tensor.max().item()) + 1 if tensor.numel() else 0
     if tensor.numel() and (int(tensor.min().item()) < 0
@@ -311,6 +333,8 @@ def _check_targets(op: str, input: Tensor, target: Tensor) -> None:
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
              ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of the target classes given log-probabilities."""
+    _checks.choice("nll_loss", "reduction", reduction, REDUCTIONS)
+    _checks.integer("nll_loss", "ignore_index", ignore_index)
     _check_targets("nll_loss", input, target)
     logp = _classes_last(input)
     c = logp.shape[1]
@@ -328,7 +352,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
     losses = -picked * w
     if reduction == "mean":
         return losses.sum() / w.sum()
-    out = _reduce(losses, reduction, "nll_loss")
+    out = _reduce(losses, reduction)
     return reshape(out, tuple(target.shape)) if reduction == "none" else out
 
 
@@ -337,12 +361,9 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   label_smoothing: float = 0.0) -> Tensor:
     """log_softmax + nll_loss over class indices, with torch's label smoothing; one fused
     kernel each way on the GPU (`gradflow.ops.loss`), with this composite as its reference."""
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
-                         f"{label_smoothing}")
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got "
-                         f"{reduction!r}")
+    _checks.real("cross_entropy", "label_smoothing", label_smoothing, 0, 1)
+    _checks.choice("cross_entropy", "reduction", reduction, REDUCTIONS)
+    _checks.integer("cross_entropy", "ignore_index", ignore_index)
     _check_targets("cross_entropy", input, target)
     fused = compiler.uses_kernels(input.array) and input.numel() > 0 and (
         weight is None or not weight.requires_grad)
@@ -387,33 +408,33 @@ def _cross_entropy_reference(input: Tensor, target: Tensor, weight: Tensor | Non
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    _check_same_shape("mse_loss", input, target)
+    _check_pointwise("mse_loss", input, target, reduction)
     d = input - target
-    return _reduce(d * d, reduction, "mse_loss")
+    return _reduce(d * d, reduction)
 
 
 def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    _check_same_shape("l1_loss", input, target)
-    return _reduce((input - target).abs(), reduction, "l1_loss")
+    _check_pointwise("l1_loss", input, target, reduction)
+    return _reduce((input - target).abs(), reduction)
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          reduction: str = "mean") -> Tensor:
     """BCE on probabilities; logs are clamped at -100 as torch does, so 0 and 1 stay finite."""
-    _check_same_shape("binary_cross_entropy", input, target)
+    _check_pointwise("binary_cross_entropy", input, target, reduction)
     log_p = log(input).clamp(min=-100.0)
     log_q = log(1 - input).clamp(min=-100.0)
     loss = -(target * log_p + (1 - target) * log_q)
     if weight is not None:
         loss = loss * weight
-    return _reduce(loss, reduction, "binary_cross_entropy")
+    return _reduce(loss, reduction)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
                                      weight: Tensor | None = None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
     """BCE on logits via log-sigmoid = -softplus(-x): stable for logits of any size."""
-    _check_same_shape("binary_cross_entropy_with_logits", input, target)
+    _check_pointwise("binary_cross_entropy_with_logits", input, target, reduction)
     # NOTE: softplus(z) = max(z, 0) + log(1 + exp(-|z|)) never overflows.
     neg_abs = -input.abs()
     log1p_term = log(1 + exp(neg_abs))
@@ -423,5 +444,5 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
     loss = -(pos + (1 - target) * log_one_minus)
     if weight is not None:
         loss = loss * weight
-    return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
+    return _reduce(loss, reduction)
 

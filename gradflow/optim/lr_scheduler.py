@@ -13,6 +13,7 @@ from bisect import bisect_right
 from collections import Counter
 from typing import Any, Callable, Iterable, Sequence
 
+from ..nn import _checks
 from .optimizer import Optimizer
 
 
@@ -32,12 +33,20 @@ def _per_group(name: str, optimizer: Optimizer, arg: str, value: Any) -> list:
     return [value] * n
 
 
+def _check_reals(name: str, arg: str, values: list, open_low: bool = False) -> None:
+    """Check that each per-group value is >= 0 (> 0 with `open_low`); a list's entries are
+    named arg[i]."""
+    for i, v in enumerate(values):
+        _checks.real(name, arg if len(values) == 1 else f"{arg}[{i}]", v, 0, open_low=open_low)
+
+
 class LRScheduler:
     """Base of the schedulers: records 'initial_lr' in each group, keeps `last_epoch`, and on
     `step()` writes `get_lr()` into the groups."""
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         _check_optimizer(type(self).__name__, optimizer)
+        _checks.integer(type(self).__name__, "last_epoch", last_epoch, minimum=-1)
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
@@ -106,6 +115,10 @@ class LambdaLR(LRScheduler):
                  last_epoch: int = -1) -> None:
         _check_optimizer("LambdaLR", optimizer)
         self.lr_lambdas = _per_group("LambdaLR", optimizer, "lr_lambda", lr_lambda)
+        for fn in self.lr_lambdas:
+            if not callable(fn):
+                raise TypeError(f"LambdaLR: lr_lambda must be a function of the epoch (or one "
+                                f"per param group), got {fn!r}")
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -131,7 +144,8 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
-        self.step_size = step_size
+        self.step_size = _checks.integer("StepLR", "step_size", step_size, minimum=1)
+        _checks.real("StepLR", "gamma", gamma, 0)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -150,6 +164,10 @@ class MultiStepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
+        milestones = list(milestones)
+        for i, m in enumerate(milestones):
+            _checks.integer("MultiStepLR", f"milestones[{i}]", m, minimum=0)
+        _checks.real("MultiStepLR", "gamma", gamma, 0)
         self.milestones = Counter(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -168,6 +186,7 @@ class ExponentialLR(LRScheduler):
     """Multiply the lr by gamma every epoch (torch's ExponentialLR)."""
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
+        _checks.real("ExponentialLR", "gamma", gamma, 0)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -186,13 +205,11 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3,
                  end_factor: float = 1.0, total_iters: int = 5, last_epoch: int = -1) -> None:
-        if not 0 < start_factor <= 1:
-            raise ValueError(f"LinearLR: start_factor must be in (0, 1], got {start_factor}")
-        if not 0 <= end_factor <= 1:
-            raise ValueError(f"LinearLR: end_factor must be in [0, 1], got {end_factor}")
+        _checks.real("LinearLR", "start_factor", start_factor, 0, 1, open_low=True)
+        _checks.real("LinearLR", "end_factor", end_factor, 0, 1)
         self.start_factor = start_factor
         self.end_factor = end_factor
-        self.total_iters = total_iters
+        self.total_iters = _checks.integer("LinearLR", "total_iters", total_iters, minimum=1)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -219,7 +236,8 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
                  last_epoch: int = -1) -> None:
-        self.T_max = T_max
+        self.T_max = _checks.integer("CosineAnnealingLR", "T_max", T_max, minimum=1)
+        _checks.real("CosineAnnealingLR", "eta_min", eta_min, 0)
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
 
@@ -261,6 +279,10 @@ class SequentialLR(LRScheduler):
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(f"SequentialLR: expects one milestone fewer than schedulers, got "
                              f"{len(schedulers)} schedulers and {len(milestones)} milestones")
+        for i, m in enumerate(milestones):
+            _checks.integer("SequentialLR", f"milestones[{i}]", m, minimum=0)
+        if list(milestones) != sorted(milestones):
+            raise ValueError(f"SequentialLR: milestones must be sorted, got {milestones}")
         self._schedulers = list(schedulers)
         self._milestones = list(milestones)
         self.last_epoch = last_epoch + 1
@@ -314,18 +336,22 @@ class ReduceLROnPlateau(LRScheduler):
                  patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
                  cooldown: int = 0, min_lr: float | list[float] = 0,
                  eps: float = 1e-8) -> None:
+        name = "ReduceLROnPlateau"
+        _checks.real(name, "factor", factor, 0)
         if factor >= 1.0:
             raise ValueError(f"ReduceLROnPlateau: factor must be < 1.0, got {factor}")
-        if mode not in ("min", "max"):
-            raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
-        if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got "
-                             f"{threshold_mode!r}")
-        _check_optimizer("ReduceLROnPlateau", optimizer)
+        _checks.choice(name, "mode", mode, ("min", "max"))
+        _checks.choice(name, "threshold_mode", threshold_mode, ("rel", "abs"))
+        _checks.integer(name, "patience", patience, minimum=0)
+        _checks.integer(name, "cooldown", cooldown, minimum=0)
+        _checks.real(name, "threshold", threshold, 0)
+        _checks.real(name, "eps", eps, 0)
+        _check_optimizer(name, optimizer)
         self.optimizer = optimizer
         self.factor = factor
         self.default_min_lr = None if isinstance(min_lr, (list, tuple)) else min_lr
         self.min_lrs = _per_group("ReduceLROnPlateau", optimizer, "min_lr", min_lr)
+        _check_reals(name, "min_lr", self.min_lrs)
         self.patience = patience
         self.cooldown = cooldown
         self.eps = eps
@@ -400,9 +426,9 @@ class OneCycleLR(LRScheduler):
         self.total_steps = self._total_steps(total_steps, epochs, steps_per_epoch)
         if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
             raise ValueError(f"OneCycleLR: pct_start must be a float in [0, 1], got {pct_start}")
-        if anneal_strategy not in ("cos", "linear"):
-            raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got "
-                             f"{anneal_strategy!r}")
+        _checks.choice("OneCycleLR", "anneal_strategy", anneal_strategy, ("cos", "linear"))
+        _checks.real("OneCycleLR", "div_factor", div_factor, 0, open_low=True)
+        _checks.real("OneCycleLR", "final_div_factor", final_div_factor, 0, open_low=True)
         self.anneal_strategy = anneal_strategy
         warm_end = float(pct_start * self.total_steps) - 1
         last = self.total_steps - 1
@@ -419,8 +445,10 @@ class OneCycleLR(LRScheduler):
                 (last, "max_lr", "min_lr", "base_momentum", "max_momentum"),
             ]
         groups = optimizer.param_groups
+        max_lrs = _per_group("OneCycleLR", optimizer, "max_lr", max_lr)
+        _check_reals("OneCycleLR", "max_lr", max_lrs, open_low=True)
         if last_epoch == -1:
-            for group, top in zip(groups, _per_group("OneCycleLR", optimizer, "max_lr", max_lr)):
+            for group, top in zip(groups, max_lrs):
                 group["initial_lr"] = top / div_factor
                 group["max_lr"] = top
                 group["min_lr"] = group["initial_lr"] / final_div_factor
@@ -432,6 +460,8 @@ class OneCycleLR(LRScheduler):
             self.use_beta1 = "betas" in optimizer.defaults
             tops = _per_group("OneCycleLR", optimizer, "max_momentum", max_momentum)
             bases = _per_group("OneCycleLR", optimizer, "base_momentum", base_momentum)
+            _check_reals("OneCycleLR", "max_momentum", tops)
+            _check_reals("OneCycleLR", "base_momentum", bases)
             if last_epoch == -1:
                 for group, top, base in zip(groups, tops, bases):
                     self._set_momentum(group, top)

@@ -54,6 +54,10 @@ class RMSprop(Optimizer):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered, maximize=maximize))
 
+    def _check_group(self, group: dict[str, Any]) -> None:
+        super()._check_group(group)
+        self._require(group["alpha"] <= 1, "alpha", group["alpha"], "alpha <= 1")
+
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         state = {"step": 0, "square_avg": self._full_like(p)}
         if group["momentum"] > 0:

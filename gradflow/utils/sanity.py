@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +45,10 @@ def sanity_check(model: nn.Module, loader, num_classes: int | None = None,
     x, y = next(iter(loader))
     probe = copy.deepcopy(model)
     stats, inputs = _record(probe)
-    with no_grad():
+    # NOTE: training mode on purpose (the initial loss and activations of the net as it will
+    # train), on a copy, so BatchNorm's warning about updating running statistics is moot.
+    with no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*training mode under no_grad", UserWarning)
         logits = probe(x)
     classes = num_classes or logits.shape[1]
     loss = F.cross_entropy(logits, y).item()
@@ -104,15 +108,16 @@ def _overfit(model: nn.Module, x, y, steps: int) -> tuple:
 
 
 def _gradcheck_sample(model: nn.Module, inputs: dict, budget: int = 3000) -> list:
-    """One layer of each parameterised type, in float64 on batch 1, small enough for a
-    full-Jacobian gradcheck (input plus parameters under `budget` numbers)."""
+    """One layer of each parameterised type, in float64 on a batch of 2 (batch norm needs
+    more than one sample), small enough for a full-Jacobian gradcheck (input plus parameters
+    under `budget` numbers)."""
     chosen, seen = [], set()
     for name, module in model.named_modules():
         kind = type(module)
         params = sum(p.numel() for p in module.parameters())
         if name not in inputs or kind in seen or params == 0:
             continue
-        shape = (1,) + inputs[name][1:]
+        shape = (2,) + inputs[name][1:]
         if math.prod(shape) + params <= budget:
             seen.add(kind)
             chosen.append((name, copy.deepcopy(module).double(), shape))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ...tensor import Tensor
+from .. import _checks
 from .. import functional as F
 from ..module import Module
 
@@ -9,9 +10,7 @@ from ..module import Module
 class _DropoutNd(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"{type(self).__name__}: dropout probability has to be between "
-                             f"0 and 1, but got {p}")
+        _checks.probability(type(self).__name__, p)
         self.p = p
 
     def extra_repr(self) -> str:

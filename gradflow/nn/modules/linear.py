@@ -7,8 +7,8 @@ from ... import creation
 from ...ops.reduce import amax
 from ...ops.shape import flatten, reshape
 from ...tensor import Tensor
+from .. import _checks, init
 from .. import functional as F
-from .. import init
 from ..module import Module
 from ..parameter import Parameter
 
@@ -24,7 +24,8 @@ class Identity(Module):
 class Flatten(Module):
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
+        self.start_dim = _checks.integer("Flatten", "start_dim", start_dim)
+        self.end_dim = _checks.integer("Flatten", "end_dim", end_dim)
 
     def forward(self, input: Tensor) -> Tensor:
         return flatten(input, self.start_dim, self.end_dim)
@@ -43,15 +44,17 @@ def reset_linear_(weight: Parameter, bias: Parameter | None) -> None:
 
 
 class Linear(Module):
-    """y = x W^T + b (torch.nn.Linear)."""
+    """y = x W^T + b (torch.nn.Linear).
+
+    When a model's first Linear fails on the width of a flattened feature map, the error adds
+    the likely cause, an input image of another size (see `_failure_hint`).
+    """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  device=None, dtype=None) -> None:
         super().__init__()
-        for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(v, int) or v < 0:
-                raise ValueError(f"Linear: {name} must be a non-negative int, got {v!r}")
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features = _checks.integer("Linear", "in_features", in_features, minimum=0)
+        self.out_features = _checks.integer("Linear", "out_features", out_features, minimum=0)
         self.weight = Parameter(creation.empty(out_features, in_features, device=device,
                                                dtype=dtype))
         if bias:
@@ -63,6 +66,20 @@ class Linear(Module):
     def forward(self, input: Tensor) -> Tensor:
         return F.linear(input, self.weight, self.bias)
 
+    def _failure_hint(self, args: tuple, model: Module) -> str:
+        """The rule: a 2-D input of the wrong width, into the first Linear of `model`, which
+        comes after a Flatten or a convolution or pooling layer (in registration order), the
+        last of which is not an adaptive pooling. Its input is then the flattened feature map,
+        whose width follows the image size, unless an adaptive pooling fixed the map's size."""
+        x = args[0] if args else None
+        if not (isinstance(x, Tensor) and x.ndim == 2 and x.shape[1] != self.in_features
+                and _first_dense_after_feature_maps(self, model)):
+            return ""
+        return (f"this is the model's first Linear after its feature maps, so the input image "
+                f"size likely differs from what the model was built for; the flattened "
+                f"features have {x.shape[1]} values per sample, which would need "
+                f"in_features={x.shape[1]} (the layer has in_features={self.in_features})")
+
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
@@ -73,9 +90,9 @@ class Maxout(Module):
 
     def __init__(self, in_features: int, out_features: int, pool_size: int) -> None:
         super().__init__()
-        if pool_size < 1:
-            raise ValueError(f"Maxout: pool_size must be >= 1, got {pool_size}")
-        self.out_features, self.pool_size = out_features, pool_size
+        _checks.integer("Maxout", "in_features", in_features, minimum=0)
+        self.out_features = _checks.integer("Maxout", "out_features", out_features, minimum=0)
+        self.pool_size = _checks.integer("Maxout", "pool_size", pool_size, minimum=1)
         self.linear = Linear(in_features, out_features * pool_size)
 
     def forward(self, input: Tensor) -> Tensor:
@@ -85,3 +102,24 @@ class Maxout(Module):
 
     def extra_repr(self) -> str:
         return f"out_features={self.out_features}, pool_size={self.pool_size}"
+
+
+def _first_dense_after_feature_maps(linear: Linear, model: Module) -> bool:
+    """Whether `linear` is the first Linear of `model` and follows a Flatten or a spatial
+    layer, the last of which is not an adaptive pooling (see Linear._failure_hint)."""
+    # NOTE: imported here because conv.py imports this module (for reset_linear_).
+    from .conv import Conv2d
+    from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
+
+    spatial = (Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d)
+    last_spatial, flattened = None, False
+    for m in model.modules():
+        if m is linear:
+            break
+        if isinstance(m, Linear):
+            return False
+        if isinstance(m, spatial):
+            last_spatial = m
+        flattened = flattened or isinstance(m, Flatten)
+    adaptive = isinstance(last_spatial, (AdaptiveAvgPool2d, AdaptiveMaxPool2d))
+    return (flattened or last_spatial is not None) and not adaptive

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ...tensor import Tensor
+from .. import _checks
 from .. import functional as F
 from ..module import Module
 
@@ -9,10 +10,8 @@ from ..module import Module
 class _Loss(Module):
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"{type(self).__name__}: reduction must be 'mean', 'sum' or "
-                             f"'none', got {reduction!r}")
-        self.reduction = reduction
+        self.reduction = _checks.choice(type(self).__name__, "reduction", reduction,
+                                        F.REDUCTIONS)
 
 
 class _WeightedLoss(_Loss):
@@ -25,7 +24,9 @@ class CrossEntropyLoss(_WeightedLoss):
     def __init__(self, weight: Tensor | None = None, ignore_index: int = -100,
                  reduction: str = "mean", label_smoothing: float = 0.0) -> None:
         super().__init__(weight, reduction)
-        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+        self.ignore_index = _checks.integer("CrossEntropyLoss", "ignore_index", ignore_index)
+        _checks.real("CrossEntropyLoss", "label_smoothing", label_smoothing, 0, 1)
+        self.label_smoothing = label_smoothing
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction,
@@ -36,7 +37,7 @@ class NLLLoss(_WeightedLoss):
     def __init__(self, weight: Tensor | None = None, ignore_index: int = -100,
                  reduction: str = "mean") -> None:
         super().__init__(weight, reduction)
-        self.ignore_index = ignore_index
+        self.ignore_index = _checks.integer("NLLLoss", "ignore_index", ignore_index)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)

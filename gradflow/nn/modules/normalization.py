@@ -2,10 +2,13 @@
 LocalResponseNorm."""
 from __future__ import annotations
 
+import warnings
+
 from ... import creation, dtypes
+from ...autograd.grad_mode import is_grad_enabled
 from ...tensor import Tensor
+from .. import _checks, init
 from .. import functional as F
-from .. import init
 from ..module import Module
 from ..parameter import Parameter
 
@@ -28,15 +31,11 @@ class _NormBase(Module):
     def __init__(self, num_features: int, eps: float, momentum: float | None, affine: bool,
                  track_running_stats: bool, device=None, dtype=None, bias: bool = True) -> None:
         super().__init__()
-        if num_features <= 0:
-            raise ValueError(f"{type(self).__name__}: num_features must be positive, got "
-                             f"{num_features}")
-        if eps <= 0:
-            raise ValueError(f"{type(self).__name__}: eps must be positive, got {eps}")
-        if momentum is not None and not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1] or None, got "
-                             f"{momentum}")
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        owner = type(self).__name__
+        self.num_features = _checks.integer(owner, "num_features", num_features, minimum=1)
+        _checks.real(owner, "eps", eps, 0, open_low=True)
+        _checks.momentum(owner, momentum)
+        self.eps, self.momentum = eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         _affine(self, num_features, affine, bias, device, dtype)
         if track_running_stats:
@@ -71,6 +70,10 @@ class _NormBase(Module):
 
 
 class _BatchNorm(_NormBase):
+    """Warns, once per layer, of two training-mode slips: a batch of one sample (statistics
+    of a single sample), and a call under no_grad (an evaluation loop that forgot
+    `model.eval()`, which moves the running statistics)."""
+
     expected_dims: tuple = ()
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
@@ -78,6 +81,7 @@ class _BatchNorm(_NormBase):
                  dtype=None, *, bias: bool = True) -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype,
                          bias)
+        self._warned: set = set()
 
     def forward(self, input: Tensor) -> Tensor:
         if input.ndim not in self.expected_dims:
@@ -87,9 +91,32 @@ class _BatchNorm(_NormBase):
         if input.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}: expected {self.num_features} channels, "
                              f"got input of shape {tuple(input.shape)}")
+        if self.training:
+            self._warn_training_slips(input)
         use_batch = self.training or not self.track_running_stats
         return F.batch_norm(input, self.running_mean, self.running_var, self.weight,
                             self.bias, use_batch, self._momentum(), self.eps)
+
+
+    def _warn_training_slips(self, input: Tensor) -> None:
+        name = type(self).__name__
+        # NOTE: with one value per channel F.batch_norm raises instead (torch does too).
+        if input.shape[0] == 1 and input.numel() > input.shape[1]:
+            self._warn_once("batch of one", (
+                f"{name}: training mode with a batch of 1 sample (input shape "
+                f"{tuple(input.shape)}): each channel is normalised by that one sample's "
+                f"statistics; train on batches of 2 or more, and for inference call "
+                f"model.eval() or use `with gf.utils.evaluate(model):`"))
+        if self.track_running_stats and not is_grad_enabled():
+            self._warn_once("no_grad", (
+                f"{name}: training mode under no_grad: the batch statistics are used and the "
+                f"running statistics are updated with this batch; if this is evaluation, call "
+                f"model.eval() first or use `with gf.utils.evaluate(model):`"))
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, UserWarning, stacklevel=5)
 
 
 class BatchNorm1d(_BatchNorm):
@@ -124,8 +151,8 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, device=None, dtype=None) -> None:
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(
-            normalized_shape)
+        shape = _checks.sizes("LayerNorm", "normalized_shape", normalized_shape)
+        _checks.real("LayerNorm", "eps", eps, 0, open_low=True)
         self.normalized_shape, self.eps = shape, eps
         self.elementwise_affine = elementwise_affine
         _affine(self, shape, elementwise_affine, bias, device, dtype)
@@ -142,11 +169,14 @@ class GroupNorm(Module):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
                  affine: bool = True, bias: bool = True, device=None, dtype=None) -> None:
         super().__init__()
+        self.num_groups = _checks.integer("GroupNorm", "num_groups", num_groups, minimum=1)
+        self.num_channels = _checks.integer("GroupNorm", "num_channels", num_channels,
+                                            minimum=1)
         if num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
                              f"num_groups ({num_groups})")
-        self.num_groups, self.num_channels, self.eps, self.affine = (num_groups, num_channels,
-                                                                     eps, affine)
+        _checks.real("GroupNorm", "eps", eps, 0, open_low=True)
+        self.eps, self.affine = eps, affine
         _affine(self, num_channels, affine, bias, device, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
@@ -161,9 +191,10 @@ class LocalResponseNorm(Module):
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75,
                  k: float = 1.0) -> None:
         super().__init__()
-        if size < 1:
-            raise ValueError(f"LocalResponseNorm: size must be >= 1, got {size}")
-        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        self.size = _checks.integer("LocalResponseNorm", "size", size, minimum=1)
+        for name, v in (("alpha", alpha), ("beta", beta), ("k", k)):
+            _checks.real("LocalResponseNorm", name, v)
+        self.alpha, self.beta, self.k = alpha, beta, k
 
     def forward(self, input: Tensor) -> Tensor:
         return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)

@@ -3,9 +3,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...ops.conv import pair
 from ...ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from ...tensor import Tensor
+from .. import _checks
 from ..module import Module
+
+
+def _check_window(owner: str, kernel_size: Any, stride: Any, padding: Any,
+                  dilation: Any = 1) -> None:
+    """Check a pooling window when the layer is built, with the helper (`pair`) that the
+    pooling ops use when called, so a bad size fails at construction, naming the layer."""
+    pair(owner, "kernel_size", kernel_size, minimum=1)
+    if stride is not None:
+        pair(owner, "stride", stride, minimum=1)
+    pair(owner, "padding", padding, minimum=0)
+    pair(owner, "dilation", dilation, minimum=1)
 
 
 class MaxPool2d(Module):
@@ -15,6 +28,7 @@ class MaxPool2d(Module):
                  dilation: Any = 1, return_indices: bool = False,
                  ceil_mode: bool = False) -> None:
         super().__init__()
+        _check_window("MaxPool2d", kernel_size, stride, padding, dilation)
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding, self.dilation = padding, dilation
@@ -36,6 +50,9 @@ class AvgPool2d(Module):
                  ceil_mode: bool = False, count_include_pad: bool = True,
                  divisor_override: int | None = None) -> None:
         super().__init__()
+        _check_window("AvgPool2d", kernel_size, stride, padding)
+        if divisor_override is not None:
+            _checks.integer("AvgPool2d", "divisor_override", divisor_override, minimum=1)
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding, self.ceil_mode = padding, ceil_mode
@@ -54,6 +71,7 @@ class AdaptiveAvgPool2d(Module):
 
     def __init__(self, output_size: Any) -> None:
         super().__init__()
+        _checks.sizes("AdaptiveAvgPool2d", "output_size", output_size, 2, allow_none=True)
         self.output_size = output_size
 
     def forward(self, input: Tensor) -> Tensor:
@@ -68,6 +86,7 @@ class AdaptiveMaxPool2d(Module):
 
     def __init__(self, output_size: Any, return_indices: bool = False) -> None:
         super().__init__()
+        _checks.sizes("AdaptiveMaxPool2d", "output_size", output_size, 2, allow_none=True)
         self.output_size, self.return_indices = output_size, return_indices
 
     def forward(self, input: Tensor):

@@ -1,0 +1,88 @@
+"""Argument checks shared by the layers, their functional forms and the optimizers. Each
+error names the owner, the argument and the value: `StepLR: step_size must be positive,
+got 0`.
+A wrong type is a TypeError, a value out of range a ValueError."""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Sequence
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def integer(owner: str, name: str, value: Any, minimum: int | None = None) -> int:
+    """`value` as an int, at least `minimum` when given (bools are refused)."""
+    if not _is_int(value):
+        raise TypeError(f"{owner}: {name} must be an int, got {value!r}")
+    if minimum is not None and value < minimum:
+        bound = {0: "non-negative", 1: "positive"}.get(minimum, f">= {minimum}")
+        raise ValueError(f"{owner}: {name} must be {bound}, got {value!r}")
+    return int(value)
+
+
+def real(owner: str, name: str, value: Any, low: float | None = None,
+         high: float | None = None, *, open_low: bool = False, open_high: bool = False) -> float:
+    """`value` as a float within [low, high] (an end is excluded when open; None: no bound).
+    NaN is always out of range."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
+    too_low = low is not None and (value < low or (open_low and value == low))
+    too_high = high is not None and (value > high or (open_high and value == high))
+    if too_low or too_high or math.isnan(value):
+        raise ValueError(f"{owner}: {name} must be {_range(low, high, open_low, open_high)}, "
+                         f"got {value!r}")
+    return float(value)
+
+
+def _range(low: float | None, high: float | None, open_low: bool, open_high: bool) -> str:
+    if low is None and high is None:
+        return "a number, not NaN"
+    if high is None:
+        if low == 0:
+            return "positive" if open_low else "non-negative"
+        return f"> {low}" if open_low else f">= {low}"
+    if low is None:
+        return f"< {high}" if open_high else f"<= {high}"
+    return f"in {'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
+
+
+def momentum(owner: str, value: Any) -> None:
+    """A running-average momentum: in [0, 1], or None (a cumulative average)."""
+    if value is not None and not 0.0 <= real(owner, "momentum", value) <= 1.0:
+        raise ValueError(f"{owner}: momentum must be in [0, 1] or None, got {value!r}")
+
+
+def choice(owner: str, name: str, value: Any, choices: Sequence) -> Any:
+    """`value`, which must be one of `choices`."""
+    if value not in choices:
+        options = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
+        raise ValueError(f"{owner}: {name} must be {options}, got {value!r}")
+    return value
+
+
+def sizes(owner: str, name: str, value: Any, length: int | None = None,
+          allow_none: bool = False) -> tuple:
+    """A positive int, or a sequence of them (of `length` when given), as a tuple; None
+    entries are kept when allowed."""
+    seq = isinstance(value, (tuple, list))
+    items = tuple(value) if seq else (value,)
+    ok = all((v is None and allow_none) or _is_int(v) for v in items)
+    if not items or not ok or (seq and length is not None and len(items) != length):
+        what = "an int or a sequence of ints" if length is None else (
+            f"an int or {length} ints")
+        what += " (or None)" if allow_none else ""
+        raise TypeError(f"{owner}: {name} must be {what}, got {value!r}")
+    if any(v is not None and v < 1 for v in items):
+        raise ValueError(f"{owner}: {name} must be positive, got {value!r}")
+    return items
+
+
+def probability(owner: str, p: Any) -> None:
+    """A dropout probability, in [0, 1] (torch's wording)."""
+    real(owner, "p", p)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{owner}: dropout probability p has to be between 0 and 1, but got "
+                         f"{p}")
