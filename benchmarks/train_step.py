@@ -220,10 +220,12 @@ def check_pair(model: gf.nn.Module, twin: Any, x: np.ndarray, y: np.ndarray, dev
                torch: Any, tol: float) -> dict[str, Any]:
     """Compare both sides' first logits and loss on the batch, with dropout off (its masks
     differ) and batch norm in training mode, as in the timed steps."""
-    with gf.no_grad(), _dropout_off(model, gf.nn.Dropout):
+    # NOTE: with grad mode on, like a training step (batch norm in training mode warns under
+    # no_grad, as that usually means a forgotten model.eval()).
+    with _dropout_off(model, gf.nn.Dropout):
         logits = model(gf.tensor(x, device=device))
         loss = gf.nn.functional.cross_entropy(logits, gf.tensor(y, device=device))
-        ours, our_loss = logits.cpu().numpy(), float(loss.item())
+        ours, our_loss = logits.detach().cpu().numpy(), float(loss.item())
     with torch.no_grad(), _dropout_off(twin, torch.nn.Dropout):
         logits = twin(torch.from_numpy(x).to(device))
         loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y).to(device))
