@@ -8,16 +8,20 @@ A checkpoint is an uncompressed zip archive holding
   tensors/<i>.npy  tensor i, written from a host copy with np.save(allow_pickle=False)
 In "root", JSON scalars and lists stand for themselves; every dict is {"__dict__": [[key, value],
 ...]} (key order and key types survive), a tuple is {"__tuple__": [...]}, and a tensor is
-{"__tensor__": i}. Loading never runs code: it parses JSON and .npy headers, reads only the
-members it expects by exact name, checks each member's size against its declared shape before
-allocating, and refuses object arrays. Saving is atomic: a temp file in the target's directory
-is fsynced and then renamed over the target, so a crash leaves the previous checkpoint intact.
+{"__tensor__": i}. Loading never runs code: it parses JSON and .npy headers (as literals),
+reads only the members it expects by exact name, checks each member's size against its declared
+shape before allocating, and refuses object arrays and duplicate, encrypted or symlink members;
+every way a file can be wrong raises CheckpointError. Saving is atomic: a temp file in the
+target's directory is fsynced and then renamed over the target, so a crash leaves the previous
+checkpoint intact.
 """
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
+import stat
 import struct
 import tempfile
 import zipfile
@@ -35,7 +39,12 @@ _STRUCTURE = "structure.json"
 _DTYPES = {str(dt): dt for dt in dtypes.SUPPORTED}
 _SCALARS = (str, int, float, bool, type(None))
 _CHUNK = 1 << 24
-_CORRUPT = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, struct.error, RecursionError)
+_MAX_NPY_HEADER = 10_000  # NumPy's own default limit
+# NOTE: zipfile reports damage in many ways: NotImplementedError for a mangled version or flag
+# field, UnicodeDecodeError for a name flagged UTF-8 that is not. All of them mean "corrupt".
+_CORRUPT = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, struct.error, NotImplementedError,
+            UnicodeDecodeError)
+_UNSUPPORTED_FLAGS = 0x61  # bit 0 encrypted, bit 5 compressed patched data, bit 6 strong encryption
 
 
 class CheckpointError(ValueError):
@@ -182,7 +191,11 @@ class _Reader:
         return CheckpointError(f"load: {self.path!r}: {what}")
 
     def run(self) -> Any:
-        names = set(self.zf.namelist())
+        listed = self.zf.namelist()
+        names = set(listed)
+        if len(names) != len(listed):
+            twice = sorted({n for n in listed if listed.count(n) > 1})
+            raise self.fail(f"duplicate member names {twice}; refused as ambiguous")
         if _STRUCTURE not in names:
             kind = ("it looks like a PyTorch checkpoint"
                     if any(n.endswith("data.pkl") for n in names) else f"it has no {_STRUCTURE}")
@@ -191,7 +204,9 @@ class _Reader:
             _, fh = self.member(_STRUCTURE)
             with fh:
                 doc = json.loads(fh.read().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        except RecursionError:
+            raise self.fail(f"{_STRUCTURE} is nested too deeply") from None
+        except ValueError as err:  # bad UTF-8, bad JSON, or an integer too long to convert
             raise self.fail(f"{_STRUCTURE} is not valid JSON ({err})") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise CheckpointError(f"load: {self.path!r} is not a gradflow checkpoint "
@@ -205,11 +220,14 @@ class _Reader:
         self.meta = doc.get("tensors")
         if not isinstance(self.meta, list) or "root" not in doc:
             raise self.fail(f"{_STRUCTURE} lacks the 'tensors' list or the 'root' entry")
-        return self.decode(doc["root"], "")
+        try:
+            return self.decode(doc["root"], "")
+        except RecursionError:
+            raise self.fail(f"{_STRUCTURE} is nested too deeply") from None
 
     def member(self, name: str) -> tuple[zipfile.ZipInfo, zipfile.ZipExtFile]:
-        """Open a member by exact name (never a path on disk), refusing compressed entries and
-        entries that claim more bytes than the whole file has."""
+        """Open a member by exact name (never a path on disk), refusing compressed, encrypted
+        and symlink entries and entries that claim bytes outside the file."""
         try:
             info = self.zf.getinfo(name)
         except KeyError:
@@ -217,6 +235,11 @@ class _Reader:
         if info.compress_type != zipfile.ZIP_STORED or info.file_size > self.size:
             raise self.fail(f"member {name!r} is compressed or larger than the file "
                             f"({info.file_size} bytes)")
+        if info.flag_bits & _UNSUPPORTED_FLAGS or stat.S_ISLNK(info.external_attr >> 16):
+            raise self.fail(f"member {name!r} is encrypted, patched or a symbolic link; refused")
+        if not 0 <= info.header_offset < self.size:
+            raise self.fail(f"member {name!r} starts at offset {info.header_offset}, outside "
+                            f"the file ({self.size} bytes)")
         return info, self.zf.open(info)
 
     def decode(self, node: Any, where: str) -> Any:
@@ -247,7 +270,8 @@ class _Reader:
         name = f"tensors/{i}.npy"
         if not isinstance(meta, dict):
             raise self.fail(f"bad metadata for {name}")
-        dtype, shape = _DTYPES.get(meta.get("dtype")), meta.get("shape")
+        dtype, shape = meta.get("dtype"), meta.get("shape")
+        dtype = _DTYPES.get(dtype) if isinstance(dtype, str) else None
         if dtype is None:
             raise self.fail(f"{name} has unsupported dtype {meta.get('dtype')!r} (object arrays "
                             f"are refused); expected one of {', '.join(_DTYPES)}")
@@ -257,6 +281,10 @@ class _Reader:
             saved = device(meta.get("device"))
         except (TypeError, ValueError) as err:
             raise self.fail(f"{name}: {err}") from None
+        requires_grad = meta.get("requires_grad") is True
+        if requires_grad and dtype.kind != "f":
+            raise self.fail(f"{name} is {dtype} but marked requires_grad; only floating point "
+                            "tensors can require gradients")
         array = self.array(name, dtype, tuple(shape))
         target = self.relocate(str(saved))
         if target.type == "cuda":
@@ -270,22 +298,46 @@ class _Reader:
                 raise RuntimeError(f"load: {self.path!r}: {err}; pass map_location='cpu' or "
                                    "'cuda:0' to choose another device") from None
             array = move_array(array, target)
-        return Tensor._wrap(array, requires_grad=meta.get("requires_grad") is True)
+        return Tensor._wrap(array, requires_grad=requires_grad)
+
+    def npy_header(self, name: str, fh: zipfile.ZipExtFile) -> tuple:
+        """(descr, fortran_order, shape) from a .npy header of version 1 or 2 (the ones
+        np.save writes for our dtypes), parsed as a literal: never evaluated, never pickled."""
+        magic = fh.read(8)
+        if len(magic) < 8 or magic[:6] != b"\x93NUMPY" or magic[6] not in (1, 2):
+            raise self.fail(f"{name} is not a .npy array of format version 1 or 2 (starts with "
+                            f"{magic!r})")
+        width = 2 if magic[6] == 1 else 4
+        length = int.from_bytes(fh.read(width), "little")
+        if length > _MAX_NPY_HEADER:
+            raise self.fail(f"{name} has a {length}-byte .npy header (at most "
+                            f"{_MAX_NPY_HEADER} allowed)")
+        text = fh.read(length)
+        if len(text) != length:
+            raise self.fail(f"{name} ends inside its .npy header")
+        if b"\\" in text:  # np.save never escapes; refusing spares literal_eval's warnings
+            raise self.fail(f"{name} has a bad .npy header (escape sequences)")
+        try:
+            header = ast.literal_eval(text.decode("latin1"))
+        except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError) as err:
+            raise self.fail(f"{name} has a bad .npy header ({type(err).__name__})") from None
+        if not (isinstance(header, dict) and set(header) == {"descr", "fortran_order", "shape"}
+                and isinstance(header["descr"], str) and isinstance(header["fortran_order"], bool)
+                and isinstance(header["shape"], tuple)
+                and all(_is_int(n) and n >= 0 for n in header["shape"])):
+            raise self.fail(f"{name} has a bad .npy header {text[:200]!r}")
+        return header["descr"], header["fortran_order"], header["shape"]
 
     def array(self, name: str, dtype: np.dtype, shape: tuple) -> np.ndarray:
         """Read one .npy member, checking its header and size before allocating anything."""
         info, fh = self.member(name)
         size = info.file_size
         with fh:
+            descr, fortran, found_shape = self.npy_header(name, fh)
             try:
-                major, _ = np.lib.format.read_magic(fh)
-                if major == 1:
-                    header = np.lib.format.read_array_header_1_0(fh)
-                else:
-                    header = np.lib.format.read_array_header_2_0(fh)
-            except ValueError as err:
-                raise self.fail(f"{name} has a bad .npy header ({err})") from None
-            found_shape, fortran, found_dtype = header
+                found_dtype = np.dtype(descr)
+            except (TypeError, ValueError, SyntaxError):
+                raise self.fail(f"{name} has an unknown .npy dtype {descr[:80]!r}") from None
             if found_dtype.hasobject:
                 raise self.fail(f"{name} holds an object array; refused (it would need pickle)")
             if found_dtype != dtype or tuple(found_shape) != shape:
@@ -305,7 +357,10 @@ class _Reader:
                 view[done:done + len(chunk)] = chunk
                 done += len(chunk)
             fh.read(1)  # reach end of member so zipfile checks its CRC
-        return np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+        try:
+            return np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+        except ValueError as err:  # e.g. more dimensions than NumPy supports
+            raise self.fail(f"{name}: cannot make an array of shape {shape}: {err}") from None
 
 
 def _relocator(map_location: Any) -> Callable[[str], device]:

@@ -868,3 +868,149 @@ def test_bundled_rejects_corrupt_package_data(tmp_path, monkeypatch):
 def test_bundled_on_device(device):
     x, y = bundled_mnist("val", device=device)
     assert x.device == gf.device(device) and y.device == gf.device(device)
+
+
+# -- damaged dataset files -----------------------------------------------------------------------
+def _mnist_labels_gz(damage):
+    """The bundled t10k labels as a .gz, damaged by `damage(gz_bytes, raw_bytes)`."""
+    gz = (MNIST_DIR / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    return damage(gz, gzip.decompress(gz))
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda gz, raw: gzip.compress(raw[:-1], mtime=0),
+     r"t10k-labels-idx1-ubyte.gz: truncated: .*\(10000 data bytes\) but the file holds 9999"),
+    (lambda gz, raw: gzip.compress(raw[:6], mtime=0),
+     r"t10k-labels-idx1-ubyte.gz: truncated IDX header \(6 bytes, 1 dims need 8\)"),
+    (lambda gz, raw: _flip(gz, len(gz) - 8),  # the CRC32 in the gzip trailer
+     "t10k-labels-idx1-ubyte.gz: truncated or corrupt gzip file .*CRC check failed"),
+    (lambda gz, raw: _flip(gz, len(gz) - 4),  # the length in the gzip trailer
+     "t10k-labels-idx1-ubyte.gz: truncated or corrupt gzip file .*length"),
+    (lambda gz, raw: _flip(gz, len(gz) // 2), "t10k-labels-idx1-ubyte.gz: truncated or corrupt"),
+    (lambda gz, raw: gz[:10], "t10k-labels-idx1-ubyte.gz: truncated or corrupt gzip file"),
+    (lambda gz, raw: raw, r"t10k-labels-idx1-ubyte.gz: truncated or corrupt gzip file \(Not a "
+                          "gzipped file"),
+    (lambda gz, raw: b"", r"t10k-labels-idx1-ubyte.gz: truncated IDX file \(0 bytes"),
+])
+def test_mnist_damaged_gzip_files(tmp_path, damage, match):
+    shutil.copy(MNIST_DIR / "t10k-images-idx3-ubyte.gz", tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(_mnist_labels_gz(damage))
+    with pytest.raises(ValueError, match=match):
+        MNIST(tmp_path, train=False)
+
+
+def test_mnist_truncated_raw_header(tmp_path):
+    images = _gunzip(MNIST_DIR / "t10k-images-idx3-ubyte.gz", tmp_path / "t10k-images-idx3-ubyte")
+    _gunzip(MNIST_DIR / "t10k-labels-idx1-ubyte.gz", tmp_path / "t10k-labels-idx1-ubyte")
+    images.write_bytes(images.read_bytes()[:10])
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte: truncated IDX header \(10 "
+                                         r"bytes, 3 dims need 16\)"):
+        MNIST(tmp_path, train=False)
+
+
+def test_read_idx_header_dims_that_overflow(tmp_path):
+    """Dims whose product wraps int64 to 0 once passed the size check and reached a raw NumPy
+    reshape error; more dims than NumPy supports did too."""
+    path = tmp_path / "huge-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 8, 3]) + np.array([2 ** 31, 2 ** 31, 4], ">u4").tobytes())
+    with pytest.raises(ValueError, match=r"huge-idx3-ubyte: truncated: the header gives shape "
+                                         r"\(2147483648, 2147483648, 4\) \(18446744073709551616"):
+        read_idx(path)
+    path.write_bytes(bytes([0, 0, 8, 70]) + np.array([0] + [1] * 69, ">u4").tobytes())
+    with pytest.raises(ValueError, match="huge-idx3-ubyte: cannot hold an IDX array of shape"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("protocol", [3, 4, 5])
+def test_cifar10_python_batch_truncated_anywhere(tmp_path, protocol):
+    folder = _write_cifar(tmp_path, protocol)
+    path = folder / "test_batch"
+    good = path.read_bytes()
+    cuts = sorted(set(range(0, 200)) | set(range(200, len(good), 97)) | {len(good) - 1})
+    for cut in cuts:
+        path.write_bytes(good[:cut])
+        with pytest.raises(ValueError, match="test_batch: truncated or not a CIFAR-10 batch"):
+            CIFAR10(tmp_path, train=False)
+
+
+@pytest.mark.parametrize("payload, why", [
+    (b"\x80\x02}K\x01a.", "AttributeError"),  # APPEND on a dict
+    (b"\x80\x04\x8e" + (2 ** 62).to_bytes(8, "little") + b"abc", "larger than memory"),
+    # a dtype whose state has False where the field names go: SystemError inside NumPy 2.4
+    (b"\x80\x02cnumpy\ndtype\nX\x02\x00\x00\x00u1\x89\x88\x87R(K\x03X\x01\x00\x00\x00|N\x89NN"
+     b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb.", ""),
+])
+def test_cifar10_python_batch_with_damaged_opcodes(tmp_path, payload, why):
+    """Damage found by mutating batches; each once escaped as a raw exception."""
+    folder = _write_cifar(tmp_path)
+    (folder / "test_batch").write_bytes(payload)
+    with pytest.raises(ValueError, match=f"test_batch: .*not a CIFAR-10 batch.*{why}"):
+        CIFAR10(tmp_path, train=False)
+
+
+def test_cifar10_python_batch_with_random_byte_damage(tmp_path):
+    """1000 single-byte changes (fixed seed): each batch loads, or fails naming the file."""
+    folder = _write_cifar(tmp_path)
+    path = folder / "test_batch"
+    good = path.read_bytes()
+    rng = np.random.default_rng(0)
+    outcomes = collections.Counter()
+    for at, value in zip(rng.integers(0, len(good), 1000), rng.integers(0, 256, 1000)):
+        path.write_bytes(good[:at] + bytes([value]) + good[at + 1:])
+        try:
+            CIFAR10(tmp_path, train=False)
+            outcomes["loaded"] += 1
+        except (ValueError, pickle.UnpicklingError) as err:
+            assert str(path) in str(err), f"byte {at} set to {value}: {err}"
+            outcomes[type(err).__name__] += 1
+    assert outcomes["ValueError"] > 0 and outcomes["UnsafePickleError"] > 0, outcomes
+
+
+def test_cifar10_binary_batch_truncated(tmp_path):
+    _write_cifar(tmp_path)
+    shutil.rmtree(tmp_path / "cifar-10-batches-py")
+    path = tmp_path / "cifar-10-batches-bin" / "test_batch.bin"
+    good = path.read_bytes()
+    for cut in (0, 1, 3072, 3074, len(good) - 1):
+        path.write_bytes(good[:cut])
+        with pytest.raises(ValueError, match=f"test_batch.bin: truncated: {cut} bytes is not a "
+                                             "whole, non-zero number of 3073-byte records"):
+            CIFAR10(tmp_path, train=False)
+
+
+def _truncate_images(folder: Path) -> None:
+    images = folder / "t10k-images-idx3-ubyte.gz"
+    images.write_bytes(images.read_bytes()[:-1000])
+
+
+def _drop_images_line(folder: Path) -> None:
+    sums = folder / "MD5SUMS"
+    sums.write_text("".join(line for line in sums.read_text().splitlines(keepends=True)
+                            if "images" not in line))
+
+
+@pytest.mark.parametrize("damage, match", [
+    (_truncate_images, "images-idx3-ubyte.gz has MD5 .*expected 9fb629c4189551a2d022fa330f9573f3"),
+    (lambda folder: (folder / "t10k-labels-idx1-ubyte.gz").unlink(),
+     "t10k-labels-idx1-ubyte.gz is missing; the package data is corrupt"),
+    (_drop_images_line, "MD5SUMS lists no MD5 for t10k-images-idx3-ubyte.gz"),
+    (lambda folder: (folder / "MD5SUMS").write_text("9fb629c4189551a2d022fa330f9573f3\n"),
+     "MD5SUMS line 1 is '9fb629c4189551a2d022fa330f9573f3', expected '<md5> <file name>'"),
+])
+def test_bundled_reports_damaged_package_data(tmp_path, monkeypatch, damage, match):
+    copy = tmp_path / "mnist"
+    shutil.copytree(MNIST_DIR, copy)
+    for path in copy.iterdir():
+        path.chmod(0o644)
+    damage(copy)
+    monkeypatch.setattr(bundled, "MNIST_DIR", copy)
+    bundled._load_all.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match=f"bundled_mnist: .*{match}"):
+            bundled_mnist("val")
+    finally:
+        bundled._load_all.cache_clear()

@@ -9,6 +9,7 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+from helpers import require_torch
 
 import gradflow
 from gradflow.serialization import CheckpointError, load, save
@@ -318,3 +319,168 @@ def test_compressed_member_refused(tmp_path):
         zf.writestr("structure.json", structure([], [1, 2]))
     with pytest.raises(CheckpointError, match="compressed"):
         load(path)
+
+
+def _central_entry(data: bytes, name: str) -> int:
+    """Offset of `name`'s record in the zip's central directory."""
+    end = data.rindex(b"PK\x05\x06")
+    at = int.from_bytes(data[end + 16:end + 20], "little")
+    while data[at + 46:at + 46 + int.from_bytes(data[at + 28:at + 30], "little")] != name.encode():
+        at = data.index(b"PK\x01\x02", at + 46)
+    return at
+
+
+def _patched(data: bytes, name: str, offset: int, width: int, value: int) -> bytes:
+    """`data` with one little-endian field of `name`'s central directory record replaced."""
+    at = _central_entry(data, name) + offset
+    return data[:at] + value.to_bytes(width, "little") + data[at + width:]
+
+
+# field offsets inside a central directory record (APPNOTE 4.3.12)
+_VERSION_NEEDED, _FLAGS, _SIZE, _EXTERNAL_ATTR, _HEADER_OFFSET = 6, 8, 24, 38, 42
+
+
+@pytest.mark.parametrize("member, field, width, value, match", [
+    ("structure.json", _FLAGS, 2, 0x1, "encrypted"),  # once RuntimeError from zipfile
+    ("tensors/0.npy", _FLAGS, 2, 0x20, "encrypted, patched"),  # once NotImplementedError
+    ("tensors/0.npy", _FLAGS, 2, 0x40, "encrypted, patched"),
+    ("structure.json", _VERSION_NEEDED, 2, 95, "truncated or corrupt"),  # NotImplementedError
+    ("tensors/0.npy", _HEADER_OFFSET, 4, 0x7FFF_FFF0, "outside the file"),  # once OSError
+    ("tensors/0.npy", _SIZE, 4, 0xFFFF_FFF0, "larger than the file"),
+    ("tensors/0.npy", _EXTERNAL_ATTR, 4, 0o120777 << 16, "symbolic link"),
+])
+def test_damaged_central_directory(tmp_path, member, field, width, value, match):
+    """Each case once escaped as a raw zipfile/OS error (found by tests/test_fuzz.py)."""
+    good = tmp_path / "good.gf"
+    save({"w": gradflow.tensor(np.arange(8, dtype=np.float32))}, good)
+    bad = tmp_path / "bad.gf"
+    bad.write_bytes(_patched(good.read_bytes(), member, field, width, value))
+    with pytest.raises(CheckpointError, match=match):
+        load(bad)
+
+
+def test_symlink_member_is_not_followed(tmp_path):
+    """A member flagged as a symlink whose text names a real checkpoint on disk."""
+    target = tmp_path / "real.gf"
+    save({"secret": gradflow.tensor([42.0])}, target)
+    info = zipfile.ZipInfo("structure.json")
+    info.external_attr = 0o120777 << 16
+    path = tmp_path / "link.gf"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(info, str(target))
+    with pytest.raises(CheckpointError, match="structure.json' is encrypted, patched or a "
+                                              "symbolic link"):
+        load(path)
+
+
+def test_duplicate_member_names_are_refused(tmp_path):
+    """Two structure.json members: readers disagree on which wins, so neither is used."""
+    path = tmp_path / "dup.gf"
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        write_zip(path, {"structure.json": structure([], "first")})
+        with zipfile.ZipFile(path, "a") as zf:
+            zf.writestr("structure.json", structure([], "second"))
+    with pytest.raises(CheckpointError, match=r"duplicate member names \['structure.json'\]"):
+        load(path)
+
+
+def test_real_torch_save_with_code_is_refused(tmp_path):
+    torch = require_torch()  # PyTorch writes the genuine article
+    marker = tmp_path / "pwned"
+    path = tmp_path / "model.pt"
+    torch.save({"w": torch.zeros(2), "payload": _Evil(marker)}, path)
+    with pytest.raises(CheckpointError, match="looks like a PyTorch checkpoint"):
+        load(path)
+    assert not marker.exists()
+
+
+def test_refusal_happens_before_allocating(tmp_path):
+    """A structure and .npy header that agree on 8 TB of float64: refused on sizes alone."""
+    import tracemalloc
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (10 ** 6, 10 ** 6)})
+    meta = [{"dtype": "float64", "shape": [10 ** 6, 10 ** 6], "device": "cpu"}]
+    path = write_zip(tmp_path / "huge.gf", {"structure.json": structure(meta, {"__tensor__": 0}),
+                                            "tensors/0.npy": header.getvalue() + b"\0" * 64})
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"8000000000000 bytes\) but holds 64"):
+            load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, f"load allocated {peak} bytes before refusing"
+
+
+def _json_doc(root: str) -> bytes:
+    return ('{"format": "gradflow.checkpoint", "version": 1, "tensors": [], "root": '
+            + root + "}").encode()
+
+
+def _npy_member(header: str, payload: bytes = b"\0" * 48, version: int = 1) -> bytes:
+    text = header.encode("latin1") + b"\n"
+    size = len(text).to_bytes(2 if version == 1 else 4, "little")
+    return b"\x93NUMPY" + bytes([version, 0]) + size + text + payload
+
+
+_F32_3X4 = [{"dtype": "float32", "shape": [3, 4], "device": "cpu"}]
+
+
+@pytest.mark.parametrize("members, match", [
+    ({"structure.json": _json_doc("[" * 100_000 + "]" * 100_000)}, "nested too deeply"),
+    ({"structure.json": _json_doc("[" * 600 + "]" * 600)}, "nested too deeply"),
+    ({"structure.json": _json_doc("9" * 5000)}, "not valid JSON.*digits"),
+    ({"structure.json": structure([{"dtype": ["float32"], "shape": [1], "device": "cpu"}],
+                                  {"__tensor__": 0})}, "unsupported dtype"),
+    ({"structure.json": structure([{"dtype": "int64", "shape": [1], "device": "cpu",
+                                    "requires_grad": True}], {"__tensor__": 0}),
+      "tensors/0.npy": npy(np.array([1]))}, "int64 but marked requires_grad"),
+    ({"structure.json": structure([{"dtype": "float32", "shape": [1] * 70, "device": "cpu"}],
+                                  {"__tensor__": 0}),
+      "tensors/0.npy": _npy_member(f"{{'descr': '<f4', 'fortran_order': False, 'shape': "
+                                   f"{(1,) * 70}, }}", b"\0" * 4)}, "cannot make an array"),
+    ({"structure.json": structure(_F32_3X4, {"__tensor__": 0}),
+      "tensors/0.npy": _npy_member("{'descr': '<f4', 'fortran_order': 1, 'shape': (3, 4), }")},
+     "bad .npy header"),
+    ({"structure.json": structure(_F32_3X4, {"__tensor__": 0}),
+      "tensors/0.npy": _npy_member("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), "
+                                   "'extra': 0}")}, "bad .npy header"),
+    ({"structure.json": structure(_F32_3X4, {"__tensor__": 0}),
+      "tensors/0.npy": _npy_member("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }",
+                                   version=3)}, "format version 1 or 2"),
+    ({"structure.json": structure(_F32_3X4, {"__tensor__": 0}),  # once a raw TokenError
+      "tensors/0.npy": _npy_member("{'descr': '<f4', 'fortran_order': (False, 'shape': (3, 4)}")},
+     "bad .npy header"),
+    ({"structure.json": structure(_F32_3X4, {"__tensor__": 0}),
+      "tensors/0.npy": _npy_member("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }"
+                                   + " " * 20_000, version=2)}, "-byte .npy header"),
+    ({"structure.json": structure(_F32_3X4, {"__tensor__": 0}),
+      "tensors/0.npy": _npy_member("{'descr': '(((f4', 'fortran_order': False, 'shape': (3, 4)}")},
+     "unknown .npy dtype"),
+])
+def test_hostile_structure_and_headers(tmp_path, members, match):
+    path = write_zip(tmp_path / "bad.gf", members)
+    with pytest.raises(CheckpointError, match=match):
+        load(path)
+
+
+def test_npy_header_is_never_evaluated(tmp_path):
+    marker = tmp_path / "pwned"
+    code = f"__import__('os').system('touch {marker}')"
+    path = write_zip(tmp_path / "code.gf", {
+        "structure.json": structure(_F32_3X4, {"__tensor__": 0}),
+        "tensors/0.npy": _npy_member(code)})
+    with pytest.raises(CheckpointError, match="bad .npy header"):
+        load(path)
+    assert not marker.exists()
+
+
+def test_fortran_order_header_is_honoured(tmp_path):
+    """fortran_order=True is legal .npy: the payload is column-major."""
+    values = np.arange(12, dtype=np.float32).reshape(3, 4)
+    path = write_zip(tmp_path / "f.gf", {
+        "structure.json": structure(_F32_3X4, {"__tensor__": 0}),
+        "tensors/0.npy": _npy_member("{'descr': '<f4', 'fortran_order': True, 'shape': (3, 4), }",
+                                     values.tobytes(order="F"))})
+    np.testing.assert_array_equal(load(path).numpy(), values)

@@ -16,24 +16,38 @@ from .mnist import load_mnist
 MNIST_DIR = Path(__file__).resolve().parent / "data" / "mnist"
 SPLIT_SIZES = {"train": 8000, "val": 2000}
 _SPLIT_SEED = 0
+_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")  # images, labels
+_REINSTALL = "the package data is corrupt, reinstall gradflow"
 
 
 def _verify_md5s() -> None:
-    for line in (MNIST_DIR / "MD5SUMS").read_text().splitlines():
-        want, name = line.split()
-        got = hashlib.md5((MNIST_DIR / name).read_bytes()).hexdigest()
-        if got != want:
-            raise RuntimeError(f"bundled_mnist: {MNIST_DIR / name} has MD5 {got}, expected "
-                               f"{want} (MD5SUMS); the package data is corrupt, reinstall "
-                               "gradflow")
+    """Check the shipped files against MD5SUMS; every file the loader reads must be listed."""
+    sums_path = MNIST_DIR / "MD5SUMS"
+    sums = {}
+    for number, line in enumerate(sums_path.read_text().splitlines(), 1):
+        fields = line.split()
+        if len(fields) != 2:
+            raise RuntimeError(f"bundled_mnist: {sums_path} line {number} is {line!r}, expected "
+                               f"'<md5> <file name>'; {_REINSTALL}")
+        sums[fields[1]] = fields[0]
+    for name in _FILES:
+        path = MNIST_DIR / name
+        if name not in sums:
+            raise RuntimeError(f"bundled_mnist: {sums_path} lists no MD5 for {name}; "
+                               f"{_REINSTALL}")
+        if not path.is_file():
+            raise RuntimeError(f"bundled_mnist: {path} is missing; {_REINSTALL}")
+        got = hashlib.md5(path.read_bytes()).hexdigest()
+        if got != sums[name]:
+            raise RuntimeError(f"bundled_mnist: {path} has MD5 {got}, expected {sums[name]} "
+                               f"(MD5SUMS); {_REINSTALL}")
 
 
 @functools.lru_cache(maxsize=1)
 def _load_all() -> tuple:
     """(uint8 images 10000 x 28 x 28, int64 labels), verified, read once per process."""
     _verify_md5s()
-    images, labels = load_mnist(MNIST_DIR / "t10k-images-idx3-ubyte.gz",
-                                MNIST_DIR / "t10k-labels-idx1-ubyte.gz")
+    images, labels = load_mnist(*(MNIST_DIR / name for name in _FILES))
     labels = labels.astype(np.int64)
     images.flags.writeable = labels.flags.writeable = False  # the cache hands out views
     return images, labels

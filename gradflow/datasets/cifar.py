@@ -73,8 +73,16 @@ def read_python_batch(path: Path) -> tuple:
             entry = _ArrayOnlyUnpickler(f, path).load()
     except UnsafePickleError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as err:
-        raise ValueError(f"{path}: truncated or not a CIFAR-10 batch ({err})") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError,
+            IndexError, OverflowError, RecursionError, SystemError) as err:
+        # NOTE: a damaged opcode stream fails in many ways (APPEND on a dict raises
+        # AttributeError, a bad memo index KeyError, a mangled dtype state SystemError inside
+        # NumPy 2.4's dtype.__setstate__); each means the file is not a batch.
+        raise ValueError(f"{path}: truncated or not a CIFAR-10 batch ({type(err).__name__}: "
+                         f"{err})") from None
+    except MemoryError:
+        raise ValueError(f"{path}: truncated or not a CIFAR-10 batch (it declares an object "
+                         "larger than memory)") from None
     if not isinstance(entry, dict):
         raise ValueError(f"{path}: expected a pickled dict, got {type(entry).__name__}")
     entry = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
@@ -88,9 +96,9 @@ def read_binary_batch(path: Path) -> tuple:
     """(uint8 data N x 3072, labels N) from a cifar-10-batches-bin file: records of one label
     byte and 3072 pixel bytes."""
     raw = np.frombuffer(path.read_bytes(), np.uint8)
-    if raw.size % (_IMAGE_BYTES + 1):
-        raise ValueError(f"{path}: truncated: {raw.size} bytes is not a whole number of "
-                         f"{_IMAGE_BYTES + 1}-byte records")
+    if raw.size == 0 or raw.size % (_IMAGE_BYTES + 1):
+        raise ValueError(f"{path}: truncated: {raw.size} bytes is not a whole, non-zero number "
+                         f"of {_IMAGE_BYTES + 1}-byte records")
     records = raw.reshape(-1, _IMAGE_BYTES + 1)
     return _check_batch(path, records[:, 1:], records[:, 0])
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -51,12 +52,18 @@ def read_idx(path: str | Path, magic: int | None = None) -> np.ndarray:
                          f"{start})")
     shape = struct.unpack(f">{ndim}I", raw[4:start])
     dtype = np.dtype(_IDX_DTYPES[code])
-    expected, found_bytes = int(np.prod(shape)) * dtype.itemsize, len(raw) - start
+    # NOTE: math.prod, not np.prod: a product of uint32 dims can overflow int64 and wrap to
+    # a size that matches a short file.
+    expected, found_bytes = math.prod(shape) * dtype.itemsize, len(raw) - start
     if found_bytes != expected:
         problem = "truncated" if found_bytes < expected else "has trailing bytes"
         raise ValueError(f"{path}: {problem}: the header gives shape {shape} ({expected} data "
                          f"bytes) but the file holds {found_bytes}")
-    return np.frombuffer(raw, dtype, offset=start).reshape(shape).astype(dtype.newbyteorder("="))
+    try:
+        array = np.frombuffer(raw, dtype, offset=start).reshape(shape)
+    except ValueError as err:  # e.g. more dims than NumPy supports
+        raise ValueError(f"{path}: cannot hold an IDX array of shape {shape} ({err})") from None
+    return array.astype(dtype.newbyteorder("="))
 
 
 def find_file(name: str, folders: list) -> Path:

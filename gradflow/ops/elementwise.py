@@ -68,6 +68,11 @@ class Sub(Op):
 
     @staticmethod
     def forward(ctx, a, b):
+        if any(v.dtype == dtypes.bool if isinstance(v, Tensor) else isinstance(v, (bool, np.bool_))
+               for v in (a, b)):
+            raise TypeError("sub: subtraction, the `-` operator, with a bool tensor or number "
+                            "is not supported (as in PyTorch); use `~` or logical_not to invert "
+                            "a mask, or cast it with .float()")
         xa, xb = operand_arrays("sub", a, b)
         ctx.metas = (_meta(a), _meta(b))
         return xa - xb

@@ -175,6 +175,8 @@ def _max_or_min(op: str, x: Tensor, dim: Any, keepdim: bool):
         return (Amax if op == "max" else Amin).apply(x, axes=tuple(range(x.ndim)),
                                                     keepdim=False)
     d = normalize_dim(op, dim, x.ndim)
+    if x.ndim == 0:  # NOTE: PyTorch lets a 0-d tensor be its own max at index 0, still 0-d
+        x, keepdim = reshape(x, (1,)), False
     values, indices = (MaxDim if op == "max" else MinDim).apply(x, dim=d, keepdim=keepdim)
     return values_indices(values, indices)
 

@@ -30,7 +30,8 @@ def normalize_dims(op: str, dim: Any, ndim: int) -> tuple:
     axes = tuple(normalize_dim(op, d, ndim) for d in dims)
     if len(set(axes)) != len(axes):
         raise RuntimeError(f"{op}: dim {dims} names a dimension more than once")
-    return tuple(sorted(axes))
+    # NOTE: a 0-d tensor accepts dim 0 or -1 (as in PyTorch) but has no axis to reduce.
+    return tuple(sorted(axes)) if ndim else ()
 
 
 def check_operand(op: str, value: Any) -> None:
