@@ -22,6 +22,8 @@ CASES = [
     ("linear", lambda L, x, w, b: F(L).linear(x, w, b), [data((3, 4)), data((5, 4), seed=1),
                                                           data((5,), seed=2)]),
     ("linear_3d", lambda L, x, w: F(L).linear(x, w), [data((2, 3, 4)), data((2, 4), seed=1)]),
+    ("linear_1d", lambda L, x, w, b: F(L).linear(x, w, b), [data((4,)), data((3, 4), seed=1),
+                                                             data((3,), seed=2)]),
     ("leaky_relu", lambda L, x: F(L).leaky_relu(x, 0.2), [data((3, 4))]),
     ("elu", lambda L, x: F(L).elu(x, 0.7), [data((3, 4))]),
     ("gelu", lambda L, x: F(L).gelu(x), [data((3, 4))]),
@@ -77,6 +79,19 @@ def test_functional_matches_torch(name, fn, inputs, device):
 @pytest.mark.parametrize("name,fn,inputs", CASES, ids=IDS)
 def test_functional_gradcheck(name, fn, inputs):
     check_gradcheck(fn, *inputs)
+
+
+def test_linear_second_derivatives_and_weight_gradient_layout():
+    """Linear's backward is built from ops, so it differentiates again; its weight gradient
+    comes out in the weight's own (contiguous) layout, not as a transposed view."""
+    x = gf.tensor(data((2, 3, 4)), requires_grad=True)
+    w = gf.tensor(data((5, 4), seed=1), requires_grad=True)
+    gf.autograd.gradgradcheck(lambda a, b: F(gf).linear(a, b), (x, w))
+    F(gf).linear(x, w).sum().backward()
+    assert w.grad.is_contiguous() and x.grad.is_contiguous()
+    lin = nn.Linear(6, 7)
+    lin(gf.randn(3, 6)).sum().backward()
+    assert lin.weight.grad.is_contiguous(), "weight gradient is a strided view"
 
 
 def test_losses_are_stable_for_huge_logits():

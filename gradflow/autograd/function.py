@@ -223,6 +223,10 @@ class LeafSink:
                                f"match the leaf's shape {tuple(leaf.shape)}")
         if not is_grad_enabled():
             grad = grad.detach()
+        if not grad.is_contiguous():
+            # NOTE: .grad keeps the leaf's (contiguous) layout, as torch's does: optimizer
+            # passes over a transposed view run strided, far slower on big layers.
+            grad = grad.contiguous()
         leaf.grad = grad if leaf.grad is None else leaf.grad + grad
 
     def release(self) -> None:

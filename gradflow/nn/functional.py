@@ -17,12 +17,12 @@ from ..ops.conv import conv2d
 from ..ops.elementwise import erf, exp, log, maximum, minimum, relu, sigmoid, tanh, where
 from ..ops.index import cat
 from ..ops.loss import SoftmaxCrossEntropy
-from ..ops.matmul import matmul
+from ..ops.matmul import LinearProduct
 from ..ops.norm import BatchNormTrain
 from ..ops.pad import pad
 from ..ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from ..ops.reduce import amax, logsumexp
-from ..ops.shape import reshape, transpose
+from ..ops.shape import reshape
 from ..ops.util import normalize_dim
 from ..tensor import Tensor
 from . import _checks
@@ -54,7 +54,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if input.dtype != weight.dtype:
         raise RuntimeError(f"linear: input dtype {input.dtype} does not match weight dtype "
                            f"{weight.dtype}; convert one, e.g. input.to({weight.dtype})")
-    out = matmul(input, transpose(weight, 0, 1))
+    out = LinearProduct.apply(input, weight)
     return out if bias is None else out + bias
 
 

@@ -1,5 +1,5 @@
-"""Matrix product with NumPy's matmul semantics: 1-D, 2-D, batched and broadcast batches.
-On CUDA tensors CuPy sends it to cuBLAS."""
+"""Matrix product with NumPy's matmul semantics: 1-D, 2-D, batched and broadcast batches,
+and the dense layer's product x W^T. On CUDA tensors CuPy sends them to cuBLAS."""
 from __future__ import annotations
 
 from ..autograd.function import Op
@@ -57,6 +57,29 @@ class Matmul(Op):
         if ctx.needs_input_grad[1]:
             gb = reshape(sum_to(matmul(transpose(a2, -1, -2), g2), b2.shape), b.shape)
         return ga, gb
+
+
+class LinearProduct(Op):
+    """x W^T for x of shape (..., in) and W of shape (out, in), with a backward that makes the
+    weight gradient g^T x in W's own layout. (As matmul(x, W.t()) the weight gradient came
+    out as a transposed view, and every optimizer pass over a big layer then ran strided.)"""
+
+    op_name = "linear"
+
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return x._xp.matmul(x.array, w.array.T)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        gx = matmul(g, w) if ctx.needs_input_grad[0] else None
+        gw = None
+        if ctx.needs_input_grad[1]:
+            rows = reshape(g, (-1, w.shape[0]))
+            gw = matmul(transpose(rows, 0, 1), reshape(x, (-1, w.shape[1])))
+        return gx, gw
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
