@@ -399,8 +399,8 @@ def test_reductions(data, shape, op, kind, keepdim):
 @given(data=st.data(), shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4),
        kind=st.sampled_from(["float32", "float64", "int64"]), keepdim=st.booleans())
 def test_max_along_a_dim(data, shape, kind, keepdim):
-    """max(dim) returns values and the index of each; distinct values make the index (and so
-    the gradient) unique."""
+    """max(dim) returns values and the index of each, as argmax does (argmin likewise);
+    distinct values make the index (and so the gradient) unique."""
     size = int(np.prod(shape))
     x = np.asarray(data.draw(st.permutations(range(size)), label="order"), kind).reshape(shape)
     dim = data.draw(st.integers(-max(len(shape), 1), max(len(shape), 1) - 1), label="dim")
@@ -410,8 +410,11 @@ def test_max_along_a_dim(data, shape, kind, keepdim):
     want = np.max(x, axis=axis, keepdims=keepdim and axis is not None)
     np.testing.assert_array_equal(to_numpy(values), want)
     assert indices.dtype == gf.int64
-    np.testing.assert_array_equal(to_numpy(indices),
-                                  np.argmax(x, axis=axis, keepdims=keepdim and axis is not None))
+    keep = keepdim and axis is not None
+    np.testing.assert_array_equal(to_numpy(indices), np.argmax(x, axis=axis, keepdims=keep))
+    np.testing.assert_array_equal(to_numpy(gf.argmax(gx, dim, keepdim)), to_numpy(indices))
+    np.testing.assert_array_equal(to_numpy(gf.argmin(gx, dim, keepdim)),
+                                  np.argmin(x, axis=axis, keepdims=keep))
     if not gx.requires_grad or torch is None:
         return
     tx = torch.tensor(x, requires_grad=True)

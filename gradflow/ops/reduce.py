@@ -199,14 +199,18 @@ def amin(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     return Amin.apply(x, axes=normalize_dims("amin", dim, x.ndim), keepdim=keepdim)
 
 
+def _arg_extreme(cls: type, x: Tensor, dim: Any, keepdim: bool) -> Tensor:
+    d = None if dim is None else normalize_dim(cls.op_name, dim, x.ndim)
+    # NOTE: a 0-d tensor takes dim 0 or -1, as in PyTorch; its only index is 0.
+    return cls.apply(x, dim=None if x.ndim == 0 else d, keepdim=keepdim)
+
+
 def argmax(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
-    d = None if dim is None else normalize_dim("argmax", dim, x.ndim)
-    return Argmax.apply(x, dim=d, keepdim=keepdim)
+    return _arg_extreme(Argmax, x, dim, keepdim)
 
 
 def argmin(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
-    d = None if dim is None else normalize_dim("argmin", dim, x.ndim)
-    return Argmin.apply(x, dim=d, keepdim=keepdim)
+    return _arg_extreme(Argmin, x, dim, keepdim)
 
 
 def _correction(op: str, unbiased: Any, correction: Any) -> float:
