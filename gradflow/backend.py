@@ -101,14 +101,7 @@ def as_device(spec: Any) -> device:
         if idx >= count:
             raise RuntimeError(f"device {dev}: invalid device ordinal, {count} GPU(s) visible")
         dev = device("cuda", idx)
-        _start_peak_tracking()
     return dev
-
-
-def _start_peak_tracking() -> None:
-    """Begin keeping the GPU memory peak (gradflow.cuda.max_memory_allocated) at first use."""
-    from .cuda.memory import track_peak
-    track_peak()
 
 
 def device_of(array: Any) -> device:

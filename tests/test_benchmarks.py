@@ -114,3 +114,17 @@ def test_train_step_command_writes_json_on_cpu(bench, tmp_path):
         assert math.isfinite(row["ratio"]) and row["ratio"] > 0
     else:
         assert row["torch"] is None and row["ratio"] is None
+
+
+def test_peak_pass_resets_the_counter_then_reads_it_after_the_steps(bench):
+    """Peaks are read in their own pass (gradflow's counter is a hook that would otherwise
+    run inside timed steps): reset, run the steps, read."""
+    from types import SimpleNamespace
+    calls = []
+    cuda = SimpleNamespace(reset_peak_memory_stats=lambda: calls.append("reset"),
+                           max_memory_allocated=lambda: 3 * 2**20)
+    side = bench("train_step").Side(step=lambda: calls.append("step"),
+                                    time_ms=lambda step: step(), cuda=cuda)
+    assert side.peak_mib() == 3.0
+    assert calls == ["reset", "step", "step"]
+    assert bench("train_step").Side(step=None, time_ms=None, cuda=None).peak_mib() is None

@@ -111,7 +111,7 @@ def test_kernels_index_past_two_to_the_31():
 
 
 def test_peak_memory_statistics_follow_allocations():
-    gf.zeros(1, device="cuda")  # first use of the device starts the peak tracking
+    gf.zeros(1, device="cuda")
     gf.cuda.reset_peak_memory_stats()
     base = gf.cuda.memory_allocated()
     assert gf.cuda.max_memory_allocated() == base

@@ -3,10 +3,12 @@ the pool holds, and emptying the pool's cache. Every function returns 0 (or does
 without CUDA.
 
 CuPy's memory pool reports its current use but keeps no peak, so gradflow samples it: a CuPy
-memory hook, registered in the main thread when gradflow first resolves a CUDA device, reads
-the pool's use after every allocation that thread makes, and keeps the maximum. (CuPy's hooks
-are per thread.) An allocation made and freed by another thread between two of the main
-thread's allocations can escape the peak; the training step's own allocations never do.
+memory hook reads the pool's use after every allocation the main thread makes and keeps the
+maximum. The hook costs a Python call per allocation, so it is registered only when a peak
+is first asked for (`reset_peak_memory_stats` or `max_memory_allocated`): call
+`reset_peak_memory_stats()` before the code you measure. CuPy's hooks are per thread: an
+allocation made and freed by another thread between two of the main thread's allocations
+can escape the peak; the training step's own allocations never do.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ def _pool():
     return cupy_module().get_default_memory_pool()
 
 
-def track_peak() -> None:
+def _track_peak() -> None:
     """Register the peak-keeping hook, once, from the main thread (a no-op elsewhere)."""
     if _tracker is None and threading.current_thread() is threading.main_thread():
         _register()
@@ -46,7 +48,7 @@ def _register() -> None:
 
 
 def _peak_so_far() -> int:
-    track_peak()
+    _track_peak()
     used = _pool().used_bytes()
     return used if _tracker is None else max(_tracker.peak, used)
 
@@ -59,14 +61,14 @@ def memory_allocated() -> int:
 
 def max_memory_allocated() -> int:
     """The most bytes live arrays have held since the last `reset_peak_memory_stats()`, or
-    since gradflow first used the GPU (torch.cuda.max_memory_allocated)."""
+    since the first call of this function (torch.cuda.max_memory_allocated)."""
     return _peak_so_far() if cuda_available() else 0
 
 
 def reset_peak_memory_stats() -> None:
     """Start a new peak from the bytes in use now (torch.cuda.reset_peak_memory_stats)."""
     if cuda_available():
-        track_peak()
+        _track_peak()
         if _tracker is not None:
             _tracker.peak = _pool().used_bytes()
 
