@@ -174,10 +174,10 @@ def conv2d_grad_input_array(gy, w, shape: tuple, window: Window, groups: int):
     grads = gy.reshape(n, o, -1)
     gx = xp.empty(shape, gy.dtype)
     for part in _batch_chunks(n, shape, window, gy.itemsize):
-        cols = xp.matmul(weight_t, _channels_outer(grads[part], groups))
-        m = grads[part].shape[0]
-        gx[part] = col2im_array(cols.reshape(-1, cols.shape[-1]), (m,) + tuple(shape[1:]),
-                                window, batch_inner=True)
+        chunk = grads[part]
+        cols = xp.matmul(weight_t, _channels_outer(chunk, groups))
+        gx[part] = col2im_array(cols.reshape(-1, cols.shape[-1]),
+                                (chunk.shape[0],) + tuple(shape[1:]), window, batch_inner=True)
     return gx
 
 

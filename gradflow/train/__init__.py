@@ -217,7 +217,7 @@ class Run:
         self.best_val_loss, self.partial = ckpt["best_val_loss"], ckpt["partial"]
         self.epoch_lr = ckpt["epoch_lr"]
         set_rng_state(ckpt["rng"])
-        cuda.set_rng_state_all(ckpt["cuda_rng"])
+        cuda.set_rng_state_all(ckpt.get("cuda_rng", []))  # absent in checkpoints before it
         print(f"resumed from {path}: epoch {self.epoch + 1}, step {self.step}")
 
     # -- training -----------------------------------------------------------------------------
