@@ -7,6 +7,10 @@ one block: alternating single steps made NumPy's and torch's thread pools fight 
 on the CPU. The table gives gradflow's time as a ratio to torch's.
 
     python -m benchmarks.train_step [--device cuda|cpu] [--mode fp32|tf32] [--nets a,b]
+                                    [--graphs]
+
+--graphs times gradflow's step through gf.compile_step (the whole step replayed as one CUDA
+graph after its warm-up steps); torch's side stays eager.
 """
 from __future__ import annotations
 
@@ -98,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             _release(args.device, torch)
     run = {"environment": environment(args.device, args.mode, torch),
            "settings": {"warmup": args.warmup, "repeats": args.repeats, "lr": LR,
+                        "graphs": args.graphs,
                         "momentum": MOMENTUM, "num_classes": NUM_CLASSES},
            "notes": notes, "results": rows}
     print()
@@ -122,6 +127,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              f"{', '.join(CPU_NETS)} on cpu)")
     parser.add_argument("--cpu-batch", type=_at_least(1), default=32,
                         help="batch size of every net on the CPU (default 32)")
+    parser.add_argument("--graphs", action="store_true",
+                        help="time gradflow's step through gf.compile_step (CUDA graph replay)")
     parser.add_argument("--warmup", type=_at_least(0), default=5, help="untimed steps")
     parser.add_argument("--repeats", type=_at_least(1), default=20,
                         help="timed steps per side; the median is reported")
@@ -191,7 +198,7 @@ def build_sides(name: str, args: argparse.Namespace, torch: Any) -> tuple:
     model = getattr(models, name)(num_classes=NUM_CLASSES)
     row: dict[str, Any] = {"net": name, "batch": batch, "input_shape": [batch, *shape],
                            "check": None, "gradflow": None, "torch": None, "ratio": None}
-    sides = {"gradflow": gradflow_side(model, x, y, args.device)}
+    sides = {"gradflow": gradflow_side(model, x, y, args.device, args.graphs)}
     if torch is None:
         row["check"] = {"status": "skipped", "reason": "no torch reference"}
     else:
@@ -216,15 +223,20 @@ def bench_net(name: str, args: argparse.Namespace, torch: Any) -> dict[str, Any]
     return row
 
 
-def gradflow_side(model: gf.nn.Module, x: np.ndarray, y: np.ndarray, device: str) -> Side:
+def gradflow_side(model: gf.nn.Module, x: np.ndarray, y: np.ndarray, device: str,
+                  graphs: bool = False) -> Side:
     model.to(device)
     opt = gf.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     inputs, targets = gf.tensor(x, device=device), gf.tensor(y, device=device)
 
-    def step() -> None:
-        gf.nn.functional.cross_entropy(model(inputs), targets).backward()
+    def train(xb: gf.Tensor, yb: gf.Tensor) -> None:
+        gf.nn.functional.cross_entropy(model(xb), yb).backward()
         opt.step()
         opt.zero_grad()
+    compiled = gf.compile_step(train) if graphs else train
+
+    def step() -> None:
+        compiled(inputs, targets)
     return Side(step, step_timer(device), gf.cuda if device == "cuda" else None)
 
 

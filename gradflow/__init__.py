@@ -9,6 +9,7 @@ from . import autograd  # noqa: I001  (loads the Tensor class and the ops, in th
 from .tensor import Size, Tensor
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from . import cuda
+from .cuda.graphs import compile_step
 from .random import Generator, get_rng_state, initial_seed, manual_seed, set_rng_state
 from .determinism import are_deterministic_algorithms_enabled, use_deterministic_algorithms
 from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,

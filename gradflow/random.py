@@ -39,12 +39,24 @@ class CudaGeneratorState:
     def __init__(self) -> None:
         self.seed = int(np.random.SeedSequence().entropy % (2 ** 63))
         self.offsets: dict = {}
+        self.captured: dict | None = None  # per-device draws of a step being captured
 
     def take(self, index: int, n: int) -> tuple:
-        """(seed, offset) for a draw of n elements on device `index`; advances the offset."""
-        offset = self.offsets.get(index, 0)
-        self.offsets[index] = offset + n
+        """(seed, offset) for a draw of n elements on device `index`; advances the offset.
+        While a CUDA graph captures a step, offsets count from the step's start instead (the
+        kernels add the graph's base, set before each replay) and the generator stays put."""
+        counts = self.offsets if self.captured is None else self.captured
+        offset = counts.get(index, 0)
+        counts[index] = offset + n
         return self.seed, offset
+
+    def begin_capture(self) -> None:
+        self.captured = {}
+
+    def end_capture(self) -> dict:
+        """How many numbers the captured step draws per device, each time it runs."""
+        drawn, self.captured = self.captured or {}, None
+        return drawn
 
 
 cuda_generators = CudaGeneratorState()

@@ -2,16 +2,19 @@
 // once and writes them back, instead of one array op per term of the rule. Each is the twin
 // of the NumPy update function of the same name in gradflow/optim (the readable reference).
 //
-// Layout: every array is the parameter's size n, contiguous. Hyperparameters arrive as
-// doubles and flags as ints; step-dependent factors (bias corrections, decayed learning
-// rates) are computed on the host from the step count, so no device value is read back.
-// Launch: 1-D grid-stride loop over n.
+// Layout: every array is the parameter's size n, contiguous. Hyperparameters are read from
+// `hp`, this parameter's row of a small device table of doubles that the optimizer rewrites
+// before each step (learning rate, step-dependent factors such as bias corrections); flags
+// arrive by value. So a step captured in a CUDA graph replays with the current learning
+// rate and step count instead of the ones it was captured with, and no device value is ever
+// read back. Launch: 1-D grid-stride loop over n.
 #include "common.cuh"
 
 template <typename T>
 __global__ void sgd_update(T* __restrict__ p, const T* __restrict__ g, T* __restrict__ buf,
-                           index_t n, double lr, double momentum, double dampening,
-                           double weight_decay, int nesterov, int maximize, int first_step) {
+                           index_t n, const double* __restrict__ hp, int nesterov, int maximize,
+                           int first_step) {
+    const double lr = hp[0], momentum = hp[1], dampening = hp[2], weight_decay = hp[3];
     GF_GRID_STRIDE_LOOP(i, n) {
         T d = maximize ? -g[i] : g[i];
         if (weight_decay != 0.0) d += (T)weight_decay * p[i];
@@ -24,13 +27,15 @@ __global__ void sgd_update(T* __restrict__ p, const T* __restrict__ g, T* __rest
     }
 }
 
-// bias1 = 1 - beta1**step, bias2_sqrt = sqrt(1 - beta2**step).
+// hp: lr, beta1, beta2, eps, weight_decay, bias1 = 1 - beta1**step,
+// bias2_sqrt = sqrt(1 - beta2**step).
 template <typename T>
 __global__ void adam_update(T* __restrict__ p, const T* __restrict__ g, T* __restrict__ m,
-                            T* __restrict__ v, T* __restrict__ v_max, index_t n, double lr,
-                            double beta1, double beta2, double eps, double weight_decay,
-                            double bias1, double bias2_sqrt, int amsgrad, int maximize,
+                            T* __restrict__ v, T* __restrict__ v_max, index_t n,
+                            const double* __restrict__ hp, int amsgrad, int maximize,
                             int decoupled) {
+    const double lr = hp[0], beta1 = hp[1], beta2 = hp[2], eps = hp[3], weight_decay = hp[4],
+                 bias1 = hp[5], bias2_sqrt = hp[6];
     GF_GRID_STRIDE_LOOP(i, n) {
         T d = maximize ? -g[i] : g[i];
         T param = p[i];
@@ -54,9 +59,11 @@ __global__ void adam_update(T* __restrict__ p, const T* __restrict__ g, T* __res
 template <typename T>
 __global__ void rmsprop_update(T* __restrict__ p, const T* __restrict__ g,
                                T* __restrict__ square_avg, T* __restrict__ grad_avg,
-                               T* __restrict__ buf, index_t n, double lr, double alpha,
-                               double eps, double weight_decay, double momentum, int centered,
-                               int maximize) {
+                               T* __restrict__ buf, index_t n, const double* __restrict__ hp,
+                               int centered, int maximize) {
+    // hp: lr, alpha, eps, weight_decay, momentum (0 without a momentum buffer)
+    const double lr = hp[0], alpha = hp[1], eps = hp[2], weight_decay = hp[3],
+                 momentum = hp[4];
     GF_GRID_STRIDE_LOOP(i, n) {
         T d = maximize ? -g[i] : g[i];
         if (weight_decay != 0.0) d += (T)weight_decay * p[i];
@@ -79,11 +86,11 @@ __global__ void rmsprop_update(T* __restrict__ p, const T* __restrict__ g,
     }
 }
 
-// clr = lr / (1 + (step - 1) * lr_decay).
+// hp: clr = lr / (1 + (step - 1) * lr_decay), weight_decay, eps.
 template <typename T>
 __global__ void adagrad_update(T* __restrict__ p, const T* __restrict__ g, T* __restrict__ sum,
-                               index_t n, double clr, double weight_decay, double eps,
-                               int maximize) {
+                               index_t n, const double* __restrict__ hp, int maximize) {
+    const double clr = hp[0], weight_decay = hp[1], eps = hp[2];
     GF_GRID_STRIDE_LOOP(i, n) {
         T d = maximize ? -g[i] : g[i];
         if (weight_decay != 0.0) d += (T)weight_decay * p[i];
@@ -93,23 +100,19 @@ __global__ void adagrad_update(T* __restrict__ p, const T* __restrict__ g, T* __
     }
 }
 
-template __global__ void sgd_update<float>(float*, const float*, float*, index_t, double, double,
-                                           double, double, int, int, int);
-template __global__ void sgd_update<double>(double*, const double*, double*, index_t, double,
-                                            double, double, double, int, int, int);
+template __global__ void sgd_update<float>(float*, const float*, float*, index_t, const double*,
+                                           int, int, int);
+template __global__ void sgd_update<double>(double*, const double*, double*, index_t,
+                                            const double*, int, int, int);
 template __global__ void adam_update<float>(float*, const float*, float*, float*, float*,
-                                            index_t, double, double, double, double, double,
-                                            double, double, int, int, int);
+                                            index_t, const double*, int, int, int);
 template __global__ void adam_update<double>(double*, const double*, double*, double*, double*,
-                                             index_t, double, double, double, double, double,
-                                             double, double, int, int, int);
+                                             index_t, const double*, int, int, int);
 template __global__ void rmsprop_update<float>(float*, const float*, float*, float*, float*,
-                                               index_t, double, double, double, double, double,
-                                               int, int);
+                                               index_t, const double*, int, int);
 template __global__ void rmsprop_update<double>(double*, const double*, double*, double*,
-                                                double*, index_t, double, double, double, double,
-                                                double, int, int);
-template __global__ void adagrad_update<float>(float*, const float*, float*, index_t, double,
-                                               double, double, int);
+                                                double*, index_t, const double*, int, int);
+template __global__ void adagrad_update<float>(float*, const float*, float*, index_t,
+                                               const double*, int);
 template __global__ void adagrad_update<double>(double*, const double*, double*, index_t,
-                                                double, double, double, int);
+                                                const double*, int);

@@ -5,9 +5,10 @@ import contextlib
 import emulator
 import numpy as np
 import pytest
+from emulator import cublas
 
 import gradflow as gf
-from gradflow.cuda import compiler
+from gradflow.cuda import blas, compiler
 
 
 def pytest_collection_modifyitems(config, items):
@@ -54,6 +55,7 @@ class KernelBackend:
                 patch.setattr(compiler, "uses_kernels", lambda a: isinstance(a, np.ndarray)
                               and a.dtype in compiler.C_TYPES)
                 patch.setattr(compiler, "load_module", emulator.load)
+                patch.setattr(blas, "_run", cublas.gemm_strided_batched)
             yield launched
 
 

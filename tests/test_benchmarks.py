@@ -94,10 +94,12 @@ def test_check_refuses_a_pair_that_differs(bench):
 def test_train_step_command_writes_json_on_cpu(bench, tmp_path):
     out = tmp_path / "run.json"
     code = bench("train_step").main(["--device", "cpu", "--nets", "lenet5", "--cpu-batch", "4",
-                                     "--warmup", "1", "--repeats", "2", "--json", str(out)])
+                                     "--warmup", "1", "--repeats", "2", "--graphs",
+                                     "--json", str(out)])
     assert code == 0
     run = json.loads(out.read_text())
     assert set(run) == {"environment", "settings", "notes", "results"}
+    assert run["settings"]["graphs"] is True  # on the CPU compile_step runs the step eagerly
     env = run["environment"]
     for key in ("date", "device", "mode", "python", "numpy", "torch", "gradflow", "gpu"):
         assert key in env, f"environment lacks {key!r}: {sorted(env)}"

@@ -1,11 +1,13 @@
 """CUDA helpers mirroring torch.cuda: availability, device count, synchronisation, seeding,
-memory statistics."""
+memory statistics, and whole-step CUDA graphs (`graphs.compile_step`)."""
 from __future__ import annotations
 
 from typing import Any
 
 from .. import random as _random
 from ..backend import as_device, cuda_available, cupy_module
+from . import graphs
+from .graphs import compile_step
 from .memory import (
     empty_cache,
     max_memory_allocated,
@@ -69,7 +71,8 @@ def set_rng_state_all(states: list) -> None:
         _random.set_cuda_rng_state(state, i)
 
 
-__all__ = ["OutOfMemoryError", "current_device", "device_count", "empty_cache", "get_rng_state",
+__all__ = ["OutOfMemoryError", "compile_step", "current_device", "device_count", "empty_cache",
+           "get_rng_state",
            "get_rng_state_all", "is_available", "manual_seed", "manual_seed_all",
            "max_memory_allocated", "memory_allocated", "memory_reserved",
            "reset_peak_memory_stats", "set_rng_state", "set_rng_state_all", "synchronize"]

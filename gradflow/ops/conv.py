@@ -19,7 +19,7 @@ import numpy as np
 
 from ..autograd.function import Op
 from ..backend import array_module
-from ..cuda import compiler
+from ..cuda import blas, compiler
 from ..cuda import conv as kernels
 from ..tensor import Tensor
 from .pad import constant_pad_array
@@ -161,7 +161,7 @@ def conv2d_array(x, w, window: Window, groups: int):
     out = xp.empty((n, o, oh * ow), x.dtype)
     for part in _batch_chunks(n, x.shape, window, x.itemsize):
         cols = im2col_array(x[part], window, 0.0, batch_inner=True)
-        prod = xp.matmul(weight, cols.reshape(groups, -1, cols.shape[-1]))
+        prod = blas.matmul(weight, cols.reshape(groups, -1, cols.shape[-1]))
         out[part] = prod.reshape(o, -1, oh * ow).transpose(1, 0, 2)
     return out.reshape(n, o, oh, ow)
 
@@ -175,7 +175,7 @@ def conv2d_grad_input_array(gy, w, shape: tuple, window: Window, groups: int):
     gx = xp.empty(shape, gy.dtype)
     for part in _batch_chunks(n, shape, window, gy.itemsize):
         chunk = grads[part]
-        cols = xp.matmul(weight_t, _channels_outer(chunk, groups))
+        cols = blas.matmul(weight_t, _channels_outer(chunk, groups))
         gx[part] = col2im_array(cols.reshape(-1, cols.shape[-1]),
                                 (chunk.shape[0],) + tuple(shape[1:]), window, batch_inner=True)
     return gx
@@ -191,7 +191,7 @@ def conv2d_grad_weight_array(x, gy, wshape: tuple, window: Window, groups: int):
     for part in _batch_chunks(n, x.shape, window, x.itemsize):
         cols = im2col_array(x[part], window, 0.0, batch_inner=True)
         rhs = cols.reshape(groups, -1, cols.shape[-1]).transpose(0, 2, 1)
-        gw += xp.matmul(_channels_outer(grads[part], groups), rhs)
+        gw += blas.matmul(_channels_outer(grads[part], groups), rhs)
     return gw.reshape(wshape)
 
 

@@ -3,6 +3,7 @@ and the dense layer's product x W^T. On CUDA tensors CuPy sends them to cuBLAS."
 from __future__ import annotations
 
 from ..autograd.function import Op
+from ..cuda import blas
 from ..tensor import Tensor
 from .shape import reshape, sum_to, transpose, unsqueeze
 
@@ -36,7 +37,7 @@ class Matmul(Op):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return a._xp.matmul(a.array, b.array)
+        return blas.matmul(a.array, b.array)
 
     @staticmethod
     def backward(ctx, g):
@@ -69,7 +70,7 @@ class LinearProduct(Op):
     @staticmethod
     def forward(ctx, x, w):
         ctx.save_for_backward(x, w)
-        return x._xp.matmul(x.array, w.array.T)
+        return blas.matmul(x.array, w.array.T)
 
     @staticmethod
     def backward(ctx, g):

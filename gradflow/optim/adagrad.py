@@ -17,9 +17,6 @@ def adagrad_step(param: Any, grad: Any, state_sum: Any, *, step: int, lr: float,
     `step` counts this update (1 on the first); the learning rate decays as
     lr / (1 + (step - 1) * lr_decay).
     """
-    if fused.fusable(param, state_sum):
-        return fused.adagrad(param, grad, state_sum, step=step, lr=lr, lr_decay=lr_decay,
-                             weight_decay=weight_decay, eps=eps, maximize=maximize)
     xp = array_module(param)
     if maximize:
         grad = -grad
@@ -54,9 +51,16 @@ class Adagrad(Optimizer):
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         return {"step": 0, "sum": self._full_like(p, group["initial_accumulator_value"])}
 
-    def _update(self, p: Tensor, grad: Any, state: dict[str, Any],
-                group: dict[str, Any]) -> None:
-        state["step"] += 1
+    def _scalars(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
+        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        return clr, group["weight_decay"], group["eps"]
+
+    def _update(self, p: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any],
+                hp: Any | None) -> None:
+        if hp is not None and fused.fusable(p.array, state["sum"].array):
+            fused.adagrad(p.array, grad, state["sum"].array, hp, maximize=group["maximize"])
+            return
+        self._reference_update(p)
         adagrad_step(p.array, grad, state["sum"].array, step=state["step"], lr=group["lr"],
                      lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
                      eps=group["eps"], maximize=group["maximize"])

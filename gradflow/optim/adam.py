@@ -18,10 +18,6 @@ def adam_step(param: Any, grad: Any, exp_avg: Any, exp_avg_sq: Any, max_exp_avg_
     `step` counts this update (1 on the first). `max_exp_avg_sq` is given for AMSGrad.
     Decoupled weight decay (AdamW) shrinks the parameter instead of adding to the gradient.
     """
-    if fused.fusable(param, exp_avg, exp_avg_sq, max_exp_avg_sq):
-        return fused.adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step=step, lr=lr,
-                          beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                          maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
     xp = array_module(param)
     if maximize:
         grad = -grad
@@ -72,14 +68,23 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = self._full_like(p)
         return state
 
-    def _update(self, p: Tensor, grad: Any, state: dict[str, Any],
-                group: dict[str, Any]) -> None:
-        state["step"] += 1
+    def _scalars(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
+        (beta1, beta2), step = group["betas"], state["step"]
+        return (group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
+                1 - beta1 ** step, (1 - beta2 ** step) ** 0.5)
+
+    def _update(self, p: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any],
+                hp: Any | None) -> None:
+        arrays = (state["exp_avg"].array, state["exp_avg_sq"].array,
+                  state["max_exp_avg_sq"].array if group["amsgrad"] else None)
+        if hp is not None and fused.fusable(p.array, *arrays):
+            fused.adam(p.array, grad, *arrays, hp, maximize=group["maximize"],
+                       decoupled_weight_decay=group["decoupled_weight_decay"])
+            return
+        self._reference_update(p)
         beta1, beta2 = group["betas"]
-        max_sq = state["max_exp_avg_sq"].array if group["amsgrad"] else None
-        adam_step(p.array, grad, state["exp_avg"].array, state["exp_avg_sq"].array, max_sq,
-                  step=state["step"], lr=group["lr"], beta1=beta1, beta2=beta2,
-                  eps=group["eps"], weight_decay=group["weight_decay"],
+        adam_step(p.array, grad, *arrays, step=state["step"], lr=group["lr"], beta1=beta1,
+                  beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
                   maximize=group["maximize"],
                   decoupled_weight_decay=group["decoupled_weight_decay"])
 

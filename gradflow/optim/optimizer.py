@@ -11,8 +11,12 @@ import copy
 from collections import defaultdict
 from typing import Any, Callable, Iterable
 
+import numpy as np
+
 from ..autograd.grad_mode import enable_grad
-from ..backend import move_array
+from ..backend import array_module, move_array
+from ..cuda import graphs
+from ..cuda import optim as fused
 from ..nn import _checks
 from ..tensor import Tensor
 
@@ -28,6 +32,7 @@ class Optimizer:
         self.defaults = defaults
         self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
+        self._tables: dict = {}  # (device, shape) -> device table of hyperparameter rows
         if isinstance(params, Tensor):
             raise TypeError(f"{self._name}: params should be an iterable of Tensors or dicts, "
                             "but got a Tensor; wrap it in a list")
@@ -110,24 +115,95 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        todo = self._begin_step()
+        tables = self._hyper_tables(todo)
+        if graphs.capturing():
+            graphs.note_optimizer(self, [p for p, _, _ in todo])
+        for i, (p, state, group) in enumerate(todo):
+            table = tables.get(_device_key(p.array))
+            self._update(p, p.grad.array, state, group, None if table is None else table[i])
+        return loss
+
+    def _begin_step(self, stepped: list | None = None) -> list:
+        """The host side of a step: (parameter, state, group) for each parameter with a
+        gradient (or each of `stepped`), its state created on its first step and its step
+        count advanced."""
+        todo = []
+        chosen = None if stepped is None else {id(p) for p in stepped}
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
+                if p.grad is None if chosen is None else id(p) not in chosen:
                     continue
                 state = self.state[p]
                 if not state:
                     state.update(self._init_state(p, group))
-                self._update(p, p.grad.array, state, group)
+                if "step" in state:
+                    state["step"] += 1
                 p._vbox[0] += 1
-        return loss
+                todo.append((p, state, group))
+        return todo
+
+    def _hyper_tables(self, todo: list) -> dict:
+        """The fused kernels' hyperparameters, one row per parameter of `todo`, as a device
+        table per GPU the parameters live on (none on the CPU). Rows are written in stream
+        order; during a graph capture they wait until the capture ends (`replay_host_step`)."""
+        keys = {_device_key(p.array) for p, _, _ in todo if fused.fusable(p.array)}
+        if not keys:
+            return {}
+        rows = np.array([self._scalars(state, group) for _, state, group in todo], np.float64)
+        tables = {}
+        for key in keys:
+            table = self._tables.get((key, rows.shape))
+            if table is None:
+                table = self._tables[(key, rows.shape)] = _table_like(todo, key, rows.shape)
+            tables[key] = table
+            if graphs.capturing():
+                graphs.note_upload(table, rows)
+            else:
+                fused.upload(table, rows)
+        return tables
+
+    def replay_host_step(self, stepped: list) -> None:
+        """What `step` does on the host, for a captured step about to be replayed: advance the
+        step counts of the parameters it updates (`stepped`, as noted during capture) and
+        upload this step's hyperparameters."""
+        self._hyper_tables(self._begin_step(stepped))
+
+    def launch_signature(self, stepped: list) -> tuple:
+        """Everything a captured step baked into its launches besides the gradients (which
+        the graph itself produces): which arrays each update of `stepped` writes, and the
+        flags passed by value. A replay is valid only while it is unchanged."""
+        chosen = {id(p) for p in stepped}
+        return tuple((_address(p.array), self._flags(self.state[p], group),
+                      tuple(_address(v.array) for v in self.state[p].values()
+                            if isinstance(v, Tensor)))
+                     for group in self.param_groups for p in group["params"] if id(p) in chosen)
+
+    def _reference_update(self, p: Tensor) -> None:
+        """Called before an update takes the NumPy/CuPy reference path: refused during a
+        graph capture, whose launches would bake this step's hyperparameters in."""
+        if graphs.capturing():
+            raise RuntimeError(f"{self._name}: a parameter of shape {tuple(p.shape)} cannot use "
+                               "the fused update (non-contiguous, or state of another dtype), "
+                               "so its step cannot be captured in a CUDA graph")
+
+    def _scalars(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
+        """The hyperparameter row the fused kernel reads for one parameter this step."""
+        raise NotImplementedError(f"{self._name} must define _scalars()")
+
+    def _flags(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
+        """The options the fused kernel takes by value (fixed while a captured step replays)."""
+        return tuple(v for v in group.values() if isinstance(v, bool))
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         """The state a parameter starts with, created on its first step."""
         return {}
 
-    def _update(self, p: Tensor, grad: Any, state: dict[str, Any],
-                group: dict[str, Any]) -> None:
-        """Apply the update rule to `p.array` and the state arrays, in place."""
+    def _update(self, p: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any],
+                hp: Any | None) -> None:
+        """Apply the update rule to `p.array` and the state arrays, in place: through the
+        fused kernel with hyperparameter row `hp` when it is given and the arrays allow,
+        otherwise through the NumPy/CuPy reference."""
         raise NotImplementedError(f"{self._name} must define _update()")
 
     @staticmethod
@@ -177,6 +253,25 @@ class Optimizer:
         for saved, group in zip(saved_groups, self.param_groups):
             saved["params"] = group["params"]
         self.state, self.param_groups = state, saved_groups
+
+
+def _device_key(array: Any) -> Any:
+    """Which device's table a parameter's kernel reads (None on the CPU)."""
+    return getattr(array, "device", None) if array_module(array) is not np else None
+
+
+def _table_like(todo: list, key: Any, shape: tuple) -> Any:
+    p = next(p for p, _, _ in todo if _device_key(p.array) == key)
+    xp = array_module(p.array)
+    if xp is np:
+        return np.empty(shape, np.float64)
+    with xp.cuda.Device(key):
+        return xp.empty(shape, np.float64)
+
+
+def _address(array: Any) -> int:
+    return array.__array_interface__["data"][0] if array_module(array) is np else \
+        array.data.ptr
 
 
 def _check_ordered(name: str, params: Any) -> None:

@@ -17,10 +17,6 @@ def rmsprop_step(param: Any, grad: Any, square_avg: Any, grad_avg: Any | None,
     `grad_avg` is given when centered (the variance estimate then subtracts the squared mean);
     `momentum_buffer` when momentum > 0.
     """
-    if fused.fusable(param, square_avg, grad_avg, momentum_buffer):
-        return fused.rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr=lr,
-                             alpha=alpha, eps=eps, weight_decay=weight_decay,
-                             momentum=momentum, maximize=maximize)
     xp = array_module(param)
     if maximize:
         grad = -grad
@@ -66,12 +62,19 @@ class RMSprop(Optimizer):
             state["grad_avg"] = self._full_like(p)
         return state
 
-    def _update(self, p: Tensor, grad: Any, state: dict[str, Any],
-                group: dict[str, Any]) -> None:
-        state["step"] += 1
+    def _scalars(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
+        momentum = group["momentum"] if "momentum_buffer" in state else 0.0
+        return group["lr"], group["alpha"], group["eps"], group["weight_decay"], momentum
+
+    def _update(self, p: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any],
+                hp: Any | None) -> None:
         grad_avg = state["grad_avg"].array if group["centered"] else None
         buf = state["momentum_buffer"].array if group["momentum"] > 0 else None
-        rmsprop_step(p.array, grad, state["square_avg"].array, grad_avg, buf, lr=group["lr"],
-                     alpha=group["alpha"], eps=group["eps"],
-                     weight_decay=group["weight_decay"], momentum=group["momentum"],
-                     maximize=group["maximize"])
+        arrays = (state["square_avg"].array, grad_avg, buf)
+        if hp is not None and fused.fusable(p.array, *arrays):
+            fused.rmsprop(p.array, grad, *arrays, hp, maximize=group["maximize"])
+            return
+        self._reference_update(p)
+        rmsprop_step(p.array, grad, *arrays, lr=group["lr"], alpha=group["alpha"],
+                     eps=group["eps"], weight_decay=group["weight_decay"],
+                     momentum=group["momentum"], maximize=group["maximize"])

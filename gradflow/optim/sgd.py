@@ -16,10 +16,6 @@ def sgd_step(param: Any, grad: Any, momentum_buffer: Any | None, *, lr: float, m
     Returns the momentum buffer, which the first step creates as a copy of the gradient (no
     dampening on that step), as torch does; None without momentum.
     """
-    if fused.fusable(param, momentum_buffer):
-        return fused.sgd(param, grad, momentum_buffer, lr=lr, momentum=momentum,
-                         dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
-                         maximize=maximize)
     if maximize:
         grad = -grad
     if weight_decay != 0:
@@ -55,9 +51,23 @@ class SGD(Optimizer):
                              f"(got momentum={group['momentum']!r}, "
                              f"dampening={group['dampening']!r})")
 
-    def _update(self, p: Tensor, grad: Any, state: dict[str, Any],
-                group: dict[str, Any]) -> None:
+    def _scalars(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
+        return group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
+
+    def _flags(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
+        return group["nesterov"], group["maximize"], "momentum_buffer" in state
+
+    def _update(self, p: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any],
+                hp: Any | None) -> None:
         buf = state.get("momentum_buffer")
+        if hp is not None and fused.fusable(p.array, None if buf is None else buf.array):
+            first = group["momentum"] != 0 and buf is None
+            if first:
+                buf = state["momentum_buffer"] = Tensor._wrap(p._xp.empty_like(p.array))
+            fused.sgd(p.array, grad, None if buf is None else buf.array, hp,
+                      nesterov=group["nesterov"], maximize=group["maximize"], first_step=first)
+            return
+        self._reference_update(p)
         buf = sgd_step(p.array, grad, None if buf is None else buf.array, lr=group["lr"],
                        momentum=group["momentum"], dampening=group["dampening"],
                        weight_decay=group["weight_decay"], nesterov=group["nesterov"],

@@ -1,0 +1,172 @@
+"""Matrix products on the GPU through cuBLAS's C API, with NumPy's matmul semantics.
+
+Why not CuPy's matmul: CuPy refuses cuBLAS while a stream captures a CUDA graph, and a
+captured training step (`gradflow.cuda.graphs`) needs every product of the step. Calling the
+strided-batched GEMM directly works under capture, and eager steps use the same call, so a
+replayed graph runs exactly the products an eager step runs.
+
+cuBLAS is column-major. A row-major (r, c) matrix with row stride s is, read column-major,
+its transpose with leading dimension s; a column-major one (a transposed view) is itself. So
+the row-major C = A B is computed as the column-major C^T = B^T A^T, each operand passed as
+it lies in memory with the transpose flag that makes it B^T or A^T: no operand is copied
+unless its last two axes are neither layout or its batch axes cannot share one stride.
+
+`plan` does the layout work on shapes and strides alone; the CPU suite checks every plan
+against NumPy by reading memory exactly as cuBLAS would (tests/test_blas.py).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..backend import array_module, cupy_module
+from . import compiler
+
+OP_N, OP_T = 0, 1  # cublasOperation_t
+_DEFAULT_MATH, _TF32_MATH = 0, 3  # cublasMath_t
+_handles: dict = {}
+_SCALARS = {np.dtype(t): (np.ones(1, t), np.zeros(1, t)) for t in (np.float32, np.float64)}
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One matrix operand as cuBLAS reads it: `array`'s first element, transposed or not,
+    with leading dimension `ld` and `batch_stride` elements between batch items."""
+    array: Any
+    op: int
+    ld: int
+    batch_stride: int
+
+
+@dataclass(frozen=True)
+class Gemm:
+    """Column-major C (m x n, leading dimension m) = op(a) (m x k) op(b) (k x n), `batch`
+    times; C is the row-major product out_shape."""
+    m: int
+    n: int
+    k: int
+    batch: int
+    a: Operand
+    b: Operand
+    out_shape: tuple
+
+
+def uses_cublas(a: Any, b: Any) -> bool:
+    """True when `matmul` calls cuBLAS itself: CuPy arrays of one float32/float64 dtype."""
+    return compiler.uses_kernels(a) and a.dtype == b.dtype
+
+
+def matmul(a: Any, b: Any) -> Any:
+    """a @ b for NumPy or CuPy arrays (NumPy's matmul rules, 1-D operands included)."""
+    xp = array_module(a)
+    if not uses_cublas(a, b):
+        return xp.matmul(a, b)
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    if a2.size and b2.size:
+        gemm = plan(a2, b2, xp)
+        out = xp.empty(gemm.out_shape, a.dtype)
+        _run(gemm, out)
+    else:  # nothing to read: an empty product, or sums over k = 0 terms
+        out = xp.zeros(_product_shape(a2.shape, b2.shape), a.dtype)
+    if b.ndim == 1:
+        out = out[..., 0]
+    if a.ndim == 1:
+        out = out[..., 0, :] if b.ndim > 1 else out[..., 0]
+    return out
+
+
+def plan(a: Any, b: Any, xp: Any) -> Gemm:
+    """The cuBLAS call for row-major a @ b (both at least 2-D, one dtype), copying an operand
+    (with `xp`) only when its layout has no cuBLAS form."""
+    *batch_shape, m, n = _product_shape(a.shape, b.shape)
+    batch_shape, k = tuple(batch_shape), a.shape[-1]
+    right = _operand(b, batch_shape, xp)  # B^T is cuBLAS's first operand
+    left = _operand(a, batch_shape, xp)
+    return Gemm(m=n, n=m, k=k, batch=math.prod(batch_shape), a=right, b=left,
+                out_shape=batch_shape + (m, n))
+
+
+def _product_shape(ashape: tuple, bshape: tuple) -> tuple:
+    """The shape of a @ b for operands of at least two axes."""
+    if ashape[-1] != bshape[-2]:
+        raise ValueError(f"matmul: shapes {tuple(ashape)} and {tuple(bshape)} cannot be "
+                         f"multiplied ({ashape[-1]} != {bshape[-2]})")
+    return tuple(np.broadcast_shapes(ashape[:-2], bshape[:-2])) + (ashape[-2], bshape[-1])
+
+
+def _operand(x: Any, batch_shape: tuple, xp: Any) -> Operand:
+    """x (..., r, c) as cuBLAS's view of x^T: (c x r) column-major."""
+    layout = _matrix_layout(x)
+    batch_stride = _batch_stride(x, batch_shape)
+    if layout is None or batch_stride is None:
+        x = xp.ascontiguousarray(xp.broadcast_to(x, batch_shape + x.shape[-2:]))
+        layout, batch_stride = _matrix_layout(x), _batch_stride(x, batch_shape)
+    op, ld = layout
+    return Operand(array=x, op=op, ld=ld, batch_stride=batch_stride)
+
+
+def _matrix_layout(x: Any) -> tuple | None:
+    """(op, ld) that reads the last two axes of x as x^T, or None when they are neither
+    row-major nor column-major with a usable leading dimension."""
+    r, c = x.shape[-2:]
+    sr, sc = (s // x.itemsize if s % x.itemsize == 0 else -1 for s in x.strides[-2:])
+    if c == 1:
+        sc = 1  # a single column: its stride is never used
+    if r == 1:
+        sr = max(c, 1)  # a single row: likewise
+    if sc == 1 and sr >= max(c, 1):
+        return OP_N, sr
+    if r == 1 or c == 1:
+        return None
+    if sr == 1 and sc >= r:
+        return OP_T, sc
+    return None
+
+
+def _batch_stride(x: Any, batch_shape: tuple) -> int | None:
+    """One stride, in elements, that steps x through the flattened batch (0 when x is shared
+    by every batch item), or None when its batch axes need more than one."""
+    own = x.shape[:-2]
+    strides = (0,) * (len(batch_shape) - len(own)) + tuple(
+        s // x.itemsize if size > 1 else 0 for size, s in zip(own, x.strides[:-2]))
+    if any(s < 0 for s in strides) or any(s % x.itemsize for s in x.strides[:-2]):
+        return None
+    axes = [(size, s) for size, s in zip(batch_shape, strides) if size > 1]
+    if not axes:
+        return 0
+    step = axes[-1][1]
+    for (size, s), (inner_size, inner) in zip(axes[:-1], axes[1:]):
+        if s != inner * inner_size:
+            return None
+    return step
+
+
+def _run(gemm: Gemm, out: Any) -> None:
+    cublas = cupy_module().cuda.cublas
+    one, zero = _SCALARS[np.dtype(out.dtype)]
+    call = cublas.sgemmStridedBatched if out.dtype == np.float32 else \
+        cublas.dgemmStridedBatched
+    a, b = gemm.a, gemm.b
+    call(handle(), a.op, b.op, gemm.m, gemm.n, gemm.k, one.ctypes.data,
+         a.array.data.ptr, a.ld, a.batch_stride, b.array.data.ptr, b.ld, b.batch_stride,
+         zero.ctypes.data, out.data.ptr, gemm.m, gemm.m * gemm.n, gemm.batch)
+
+
+def handle() -> int:
+    """gradflow's cuBLAS handle on the current device, made on first use (before any capture:
+    `graphs` runs eager warm-up steps first). CUPY_TF32=1 allows TF32 tensor cores for
+    float32, the switch CuPy itself reads."""
+    cp = cupy_module()
+    device_id = cp.cuda.Device().id
+    if device_id not in _handles:
+        cublas = cp.cuda.cublas
+        h = cublas.create()
+        tf32 = os.environ.get("CUPY_TF32", "0") not in ("", "0")
+        cublas.setMathMode(h, _TF32_MATH if tf32 else _DEFAULT_MATH)
+        _handles[device_id] = h
+    return _handles[device_id]
