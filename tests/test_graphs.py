@@ -128,7 +128,7 @@ def test_a_replay_prepares_the_host_side_of_a_step(kernel_backend, name, kwargs)
         assert [opt.state[p].get("step") for p in params] == [
             None if s is None else s + 1 for s in steps]
         assert [p._version for p in params] == [v + 1 for v in versions]
-        (table,) = {id(t): t for t in opt._tables.values()}.values()
+        ((table, _),) = opt._tables.values()
         table = to_numpy(table) if not isinstance(table, np.ndarray) else table
         want = [opt._scalars(opt.state[p], opt.param_groups[0]) for p in params]
         np.testing.assert_array_equal(table, np.array(want))

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..autograd.grad_mode import enable_grad
-from ..backend import array_module, move_array
+from ..backend import array_module, cupy_module, move_array
 from ..cuda import graphs
 from ..cuda import optim as fused
 from ..nn import _checks
@@ -32,7 +32,7 @@ class Optimizer:
         self.defaults = defaults
         self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
-        self._tables: dict = {}  # (device, shape) -> device table of hyperparameter rows
+        self._tables: dict = {}  # (device, shape) -> (device table, the rows last written)
         if isinstance(params, Tensor):
             raise TypeError(f"{self._name}: params should be an iterable of Tensors or dicts, "
                             "but got a Tensor; wrap it in a list")
@@ -153,14 +153,15 @@ class Optimizer:
         rows = np.array([self._scalars(state, group) for _, state, group in todo], np.float64)
         tables = {}
         for key in keys:
-            table = self._tables.get((key, rows.shape))
+            table, written = self._tables.get((key, rows.shape), (None, None))
             if table is None:
-                table = self._tables[(key, rows.shape)] = _table_like(todo, key, rows.shape)
+                table = _new_table(key, rows.shape)
             tables[key] = table
             if graphs.capturing():
                 graphs.note_upload(table, rows)
-            else:
-                fused.upload(table, rows)
+            elif written is None or not np.array_equal(written, rows):
+                fused.upload(table, rows)  # most steps of SGD change nothing: no copy then
+            self._tables[(key, rows.shape)] = (table, rows)
         return tables
 
     def replay_host_step(self, stepped: list) -> None:
@@ -255,18 +256,18 @@ class Optimizer:
         self.state, self.param_groups = state, saved_groups
 
 
-def _device_key(array: Any) -> Any:
-    """Which device's table a parameter's kernel reads (None on the CPU)."""
-    return getattr(array, "device", None) if array_module(array) is not np else None
+def _device_key(array: Any) -> int | None:
+    """Which GPU's table a parameter's kernel reads (None for NumPy arrays, which the kernel
+    emulator runs)."""
+    return None if array_module(array) is np else array.device.id
 
 
-def _table_like(todo: list, key: Any, shape: tuple) -> Any:
-    p = next(p for p, _, _ in todo if _device_key(p.array) == key)
-    xp = array_module(p.array)
-    if xp is np:
+def _new_table(key: int | None, shape: tuple) -> Any:
+    if key is None:
         return np.empty(shape, np.float64)
-    with xp.cuda.Device(key):
-        return xp.empty(shape, np.float64)
+    cp = cupy_module()
+    with cp.cuda.Device(key):
+        return cp.empty(shape, np.float64)
 
 
 def _address(array: Any) -> int:
