@@ -4,6 +4,7 @@ CuPy is imported lazily and only if installed, so `import gradflow` never needs 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any
 
@@ -20,15 +21,40 @@ def cupy_module():
     return cupy
 
 
-def cuda_available() -> bool:
-    """True when CuPy imports and sees at least one GPU."""
+_unavailable: dict = {}  # id(cupy module or None) -> the reason CUDA is unusable, or None
+
+
+def cuda_unavailable_reason() -> str | None:
+    """Why CUDA cannot be used here, in words a user can act on; None when it can (CuPy
+    imports, a GPU is visible, and NVRTC, cuBLAS and the CUDA runtime library load). Worked
+    out once per process."""
     cp = cupy_module()
+    key = id(cp)
+    if key not in _unavailable:
+        _unavailable[key] = _find_unavailable_reason(cp)
+    return _unavailable[key]
+
+
+def _find_unavailable_reason(cp) -> str | None:
     if cp is None:
-        return False
+        try:
+            import cupy  # noqa: F401  (only to say why it failed)
+        except Exception as err:  # noqa: BLE001
+            return (f"CuPy cannot be imported ({type(err).__name__}: {err}); install "
+                    "gradflow[cuda12] or gradflow[cuda13] to match your NVIDIA driver")
     try:
-        return cp.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # no driver, or no device
-        return False
+        count = cp.cuda.runtime.getDeviceCount()
+    except Exception as err:  # noqa: BLE001  (no driver, or one too old for CuPy's CUDA)
+        return f"no usable NVIDIA driver or GPU ({err})"
+    if count < 1:
+        return "no GPU is visible (CUDA_VISIBLE_DEVICES may hide them)"
+    from .cuda import libraries
+    return libraries.missing(cp)
+
+
+def cuda_available() -> bool:
+    """True when CuPy imports, sees at least one GPU, and the CUDA libraries load."""
+    return cuda_unavailable_reason() is None
 
 
 class device:
@@ -93,9 +119,9 @@ def as_device(spec: Any) -> device:
     else:
         dev = device(spec)
     if dev.type == "cuda":
-        if not cuda_available():
-            raise RuntimeError(f"device {dev}: CUDA is not available (CuPy is not installed or "
-                               "no GPU is visible); install gradflow[cuda12] or gradflow[cuda13]")
+        reason = cuda_unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(f"device {dev}: CUDA is not available: {reason}")
         count = cupy_module().cuda.runtime.getDeviceCount()
         idx = dev._ordinal()
         if idx >= count:
@@ -131,9 +157,38 @@ def move_array(array: Any, dev: device):
     if dev.type == "cpu":
         if isinstance(array, np.ndarray):
             return array
-        return array.get()
+        return host_read(array, array.get)
     cp = cupy_module()
-    with cp.cuda.Device(dev.index):
-        if isinstance(array, cp.ndarray) and array.device.id == dev.index:
+    if isinstance(array, cp.ndarray):
+        if array.device.id == dev.index:
             return array
-        return cp.asarray(array)
+        with array.device:  # NOTE: CuPy copies between devices only from a contiguous array
+            array = cp.ascontiguousarray(array)
+    with cp.cuda.Device(dev.index):
+        return array.copy() if isinstance(array, cp.ndarray) else cp.asarray(array)
+
+
+def host_read(array: Any, read):
+    """`read()` of a GPU array (which waits for its device), then any failed deferred check
+    of that device raised (gradflow.cuda.checks): where the host waits anyway."""
+    value = read()
+    from .cuda import checks
+    checks.raise_pending(array.device.id)
+    return value
+
+
+def on_device(dev: device):
+    """The context that makes `dev` CUDA's current device (a no-op for the CPU): every
+    allocation, kernel launch, cuBLAS call and stream use inside it runs on `dev`, as CuPy
+    works on the current device, not on its operands' device."""
+    if dev.type == "cpu":
+        return contextlib.nullcontext()
+    return cupy_module().cuda.Device(dev.index)
+
+
+def on_device_of(tensors: Any):
+    """`on_device` for the device of the first tensor in `tensors` that lives on a GPU."""
+    for t in tensors:
+        if getattr(t, "is_cuda", False):
+            return on_device(t.device)
+    return contextlib.nullcontext()

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import dtypes
-from .backend import CPU, as_device, device, module_for, move_array
+from .backend import CPU, as_device, device, module_for, move_array, on_device
 from .cuda import random as cuda_random
 from .random import Generator, cpu_rng, cuda_generators
 from .tensor import Tensor
@@ -124,7 +124,8 @@ def _filled(op: str, size: tuple, value: Any, dtype: Any, device: Any,
         dt = dtypes.scalar_dtype(value)  # full((2,), 7) is int64, full((2,), 7.0) float32
     xp = module_for(dev)
     shape = _shape(op, size)
-    arr = xp.empty(shape, dt) if value is None else xp.full(shape, value, dt)
+    with on_device(dev):
+        arr = xp.empty(shape, dt) if value is None else xp.full(shape, value, dt)
     return _finish(arr, requires_grad)
 
 
@@ -189,7 +190,8 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, device
         floats = any(isinstance(v, (float, np.floating)) for v in (start, end, step))
         dtype = dtypes.get_default_dtype() if floats else dtypes.int64
     dev = CPU if device is None else as_device(device)
-    arr = module_for(dev).arange(start, end, step, dtype=dtypes.as_dtype(dtype))
+    with on_device(dev):
+        arr = module_for(dev).arange(start, end, step, dtype=dtypes.as_dtype(dtype))
     return _finish(arr, requires_grad)
 
 
@@ -198,14 +200,16 @@ def linspace(start: float, end: float, steps: int, dtype: Any = None, device: An
     if steps < 0:
         raise ValueError(f"linspace: number of steps must be non-negative, got {steps}")
     dev = CPU if device is None else as_device(device)
-    arr = module_for(dev).linspace(start, end, steps, dtype=_dtype_or_default(dtype))
+    with on_device(dev):
+        arr = module_for(dev).linspace(start, end, steps, dtype=_dtype_or_default(dtype))
     return _finish(arr, requires_grad)
 
 
 def eye(n: int, m: int | None = None, dtype: Any = None, device: Any = None,
         requires_grad: bool = False) -> Tensor:
     dev = CPU if device is None else as_device(device)
-    arr = module_for(dev).eye(n, n if m is None else m, dtype=_dtype_or_default(dtype))
+    with on_device(dev):
+        arr = module_for(dev).eye(n, n if m is None else m, dtype=_dtype_or_default(dtype))
     return _finish(arr, requires_grad)
 
 
@@ -220,19 +224,18 @@ def _random(op: str, draw_cpu, draw_cuda, size: tuple, dtype: Any, device: Any,
         if generator is not None:
             raise ValueError(f"{op}: a CPU Generator cannot draw CUDA tensors; omit generator "
                              "or draw on the CPU and move the result")
-        arr = draw_cuda(shape, dev, dt).astype(dt, copy=False)
+        with on_device(dev):
+            arr = draw_cuda(shape, dev, dt).astype(dt, copy=False)
     return _finish(arr, requires_grad)
 
 
 def _cuda_float(shape: tuple, dev: device, dtype: Any, draw, *args) -> Any:
-    """Draw `shape` samples on GPU `dev` with a kernel of kernels/random.cu, advancing that
-    device's generator: in `dtype` when it is float32 or float64, else in float64 for the
-    caller to cast."""
-    xp = module_for(dev)
+    """Draw `shape` samples on GPU `dev` (the current device) with a kernel of
+    kernels/random.cu, advancing that device's generator: in `dtype` when it is float32 or
+    float64, else in float64 for the caller to cast."""
     dtype = dtype if dtype in (dtypes.float32, dtypes.float64) else dtypes.float64
-    with xp.cuda.Device(dev.index):
-        key = cuda_generators.take(dev.index, math.prod(shape))
-        return draw(xp, shape, dtype, key, *args)
+    key = cuda_generators.take(dev.index, math.prod(shape))
+    return draw(module_for(dev), shape, dtype, key, *args)
 
 
 def rand(*size: Any, generator: Generator | None = None, dtype: Any = None,
@@ -276,8 +279,9 @@ def randint(low: int, high: int | None = None, size: Any = (), generator: Genera
         arr = cpu_rng(generator).integers(low, high, shape).astype(dt)
     else:
         # NOTE: floor(u * range) of a 53-bit uniform u: the bias is below range / 2**53.
-        unit = _cuda_float(shape, dev, dtypes.float64, cuda_random.uniform)
-        arr = (module_for(dev).floor(unit * (high - low)) + low).astype(dt)
+        with on_device(dev):
+            unit = _cuda_float(shape, dev, dtypes.float64, cuda_random.uniform)
+            arr = (module_for(dev).floor(unit * (high - low)) + low).astype(dt)
     return Tensor._wrap(arr)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import dtypes
 from .autograd.grad_mode import is_grad_enabled, no_grad
-from .backend import array_module, as_device, device, device_of, move_array
+from .backend import array_module, as_device, device, device_of, host_read, move_array, on_device
 
 
 class Size(tuple):
@@ -233,6 +233,8 @@ class Tensor:
         if self.numel() != 1:
             raise RuntimeError(f"item: a Tensor with {self.numel()} elements cannot be converted "
                                "to a Python scalar")
+        if self.is_cuda:
+            return host_read(self.array, self.array.reshape(()).item)
         return self.array.reshape(()).item()
 
     def tolist(self):
@@ -335,7 +337,8 @@ class Tensor:
 
     # -- in-place updates (for optimizers and initialisers, outside the graph) ------------------
     def _inplace(self, name: str, result: "Tensor") -> "Tensor":
-        self.array[...] = result.array.astype(self.dtype, copy=False)
+        with on_device(self.device):
+            self.array[...] = result.array.astype(self.dtype, copy=False)
         self._vbox[0] += 1
         return self
 
@@ -379,7 +382,8 @@ class Tensor:
             raise TypeError(f"copy_: expected a Tensor source, got {type(src).__name__}")
         arr = move_array(src.array, self.device)
         try:
-            self._xp.copyto(self.array, arr, casting="unsafe")
+            with on_device(self.device):
+                self._xp.copyto(self.array, arr, casting="unsafe")
         except ValueError:
             raise RuntimeError(f"copy_: source of shape {tuple(src.shape)} cannot be broadcast "
                                f"to the destination's shape {tuple(self.shape)}") from None
@@ -388,7 +392,9 @@ class Tensor:
 
     def fill_(self, value) -> "Tensor":
         self._check_inplace("fill_")
-        self.array.fill(value.item() if isinstance(value, Tensor) else value)
+        value = value.item() if isinstance(value, Tensor) else value
+        with on_device(self.device):
+            self.array.fill(value)
         self._vbox[0] += 1
         return self
 
@@ -397,7 +403,8 @@ class Tensor:
 
     def __setitem__(self, index, value) -> None:
         self._check_inplace("__setitem__")
-        ops.index.setitem(self, index, value)
+        with on_device(self.device):
+            ops.index.setitem(self, index, value)
         self._vbox[0] += 1
 
     # -- operators ----------------------------------------------------------------------------

@@ -9,16 +9,27 @@ Transforms preprocess data: their outputs carry no autograd graph.
 """
 from __future__ import annotations
 
+import functools
 import numbers
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from . import dtypes
-from .backend import move_array
+from .backend import move_array, on_device_of
 from .creation import from_numpy
 from .random import Generator, cpu_rng
 from .tensor import Tensor
+
+
+def _on_input_device(call: Callable) -> Callable:
+    """Run a transform's array work on its input's device: CuPy allocates and launches on the
+    current device, not on its operands'."""
+    @functools.wraps(call)
+    def run(self, x, *args, **kwargs):
+        with on_device_of((x,)):
+            return call(self, x, *args, **kwargs)
+    return run
 
 
 class Compose:
@@ -86,6 +97,7 @@ class Normalize:
             raise ValueError(f"Normalize: std {self.std} contains a zero, which would divide by "
                              "zero")
 
+    @_on_input_device
     def __call__(self, x: Tensor) -> Tensor:
         batch, restore = _image_batch("Normalize", x)
         if not x.is_floating_point():
@@ -177,6 +189,7 @@ class RandomCrop:
             return xp.pad(batch, widths, mode="constant", constant_values=self.fill)
         return xp.pad(batch, widths, mode=self.padding_mode)
 
+    @_on_input_device
     def __call__(self, x: Tensor) -> Tensor:
         batch, restore = _image_batch("RandomCrop", x)
         xp = x._xp
@@ -257,6 +270,7 @@ class Resize:
         longer = int(self.size * max(height, width) / min(height, width))
         return (self.size, longer) if height <= width else (longer, self.size)
 
+    @_on_input_device
     def __call__(self, x: Tensor) -> Tensor:
         batch, restore = _image_batch("Resize", x)
         n, _, height, width = batch.shape
@@ -284,6 +298,7 @@ class CenterCrop:
     def __init__(self, size: int | Sequence[int]) -> None:
         self.size = _pair("CenterCrop", size, "size")
 
+    @_on_input_device
     def __call__(self, x: Tensor) -> Tensor:
         batch, restore = _image_batch("CenterCrop", x)
         h, w = self.size
@@ -343,6 +358,7 @@ class RandomResizedCrop:
         top[failed], left[failed] = (height - h[failed]) // 2, (width - w[failed]) // 2
         return np.stack([top, left, h, w], axis=1)
 
+    @_on_input_device
     def __call__(self, x: Tensor) -> Tensor:
         batch, restore = _image_batch("RandomResizedCrop", x)
         n, _, height, width = batch.shape
@@ -361,6 +377,7 @@ class RandomHorizontalFlip:
         self.p = p
         self.generator = generator
 
+    @_on_input_device
     def __call__(self, x: Tensor) -> Tensor:
         batch, restore = _image_batch("RandomHorizontalFlip", x)
         flip = cpu_rng(self.generator).random(batch.shape[0]) < self.p

@@ -8,9 +8,11 @@
 //   uniform: [0, 1) from the top 24 (float) or 53 (double) bits of words 0 and 1.
 //   normal:  Box-Muller, u1 from words 0-1 in (0, 1] and u2 from words 2-3 in [0, 1), in
 //            double, then mean + std * z in T.
-// The offset is `*base + offset`: `base` points at a device zero for eager draws, and at a
-// captured graph's own counter, which gradflow.cuda.graphs sets before each replay, so each
-// replay draws fresh numbers exactly where an eager step would.
+// The generator state is read from device memory, `state` = (seed, base), and a draw's offset
+// is `base + offset`: for eager draws `state` holds (the current seed, 0); for a captured
+// graph it is the graph's own pair, which gradflow.cuda.graphs sets before each replay to the
+// generator's seed and offset then, so each replay draws fresh numbers exactly where an eager
+// step would, and follows a reseed (manual_seed, set_rng_state) as eager steps do.
 // Launch: 1-D grid-stride loops, one thread per element, 64-bit indices.
 #include "common.cuh"
 
@@ -61,16 +63,18 @@ __device__ __forceinline__ double unit<double>(const Words& r) {
 }
 
 template <typename T>
-__global__ void uniform(T* __restrict__ out, index_t n, u64 seed, const u64* __restrict__ base,
+__global__ void uniform(T* __restrict__ out, index_t n, const u64* __restrict__ state,
                         u64 offset) {
-    offset += *base;
+    const u64 seed = state[0];
+    offset += state[1];
     GF_GRID_STRIDE_LOOP(i, n) { out[i] = unit<T>(philox4x32_10(offset + (u64)i, seed)); }
 }
 
 template <typename T>
-__global__ void normal(T* __restrict__ out, index_t n, u64 seed, const u64* __restrict__ base,
+__global__ void normal(T* __restrict__ out, index_t n, const u64* __restrict__ state,
                        u64 offset, T mean, T std) {
-    offset += *base;
+    const u64 seed = state[0];
+    offset += state[1];
     GF_GRID_STRIDE_LOOP(i, n) {
         const Words r = philox4x32_10(offset + (u64)i, seed);
         const double u1 = 1.0 - unit53(r.w[0], r.w[1]), u2 = unit53(r.w[2], r.w[3]);
@@ -79,8 +83,7 @@ __global__ void normal(T* __restrict__ out, index_t n, u64 seed, const u64* __re
     }
 }
 
-template __global__ void uniform<float>(float*, index_t, u64, const u64*, u64);
-template __global__ void uniform<double>(double*, index_t, u64, const u64*, u64);
-template __global__ void normal<float>(float*, index_t, u64, const u64*, u64, float, float);
-template __global__ void normal<double>(double*, index_t, u64, const u64*, u64, double,
-                                        double);
+template __global__ void uniform<float>(float*, index_t, const u64*, u64);
+template __global__ void uniform<double>(double*, index_t, const u64*, u64);
+template __global__ void normal<float>(float*, index_t, const u64*, u64, float, float);
+template __global__ void normal<double>(double*, index_t, const u64*, u64, double, double);

@@ -10,6 +10,9 @@ from emulator import cublas
 import gradflow as gf
 from gradflow.cuda import blas, compiler
 
+# fake_cuda: gradflow's GPU path on a NumPy stand-in for CuPy (tests/fakecuda.py)
+pytest_plugins = ("fakecuda",)
+
 
 def pytest_collection_modifyitems(config, items):
     if gf.cuda.is_available():

@@ -307,13 +307,44 @@ def test_oom_with_unreadable_message(monkeypatch, fake_pool):
     _assert_mentions(str(info.value), "an unknown number of bytes", "CuPy: allocation failed")
 
 
+class FakeCudaRuntimeError(RuntimeError):
+    """Stands in for cupy.cuda.runtime.CUDARuntimeError: a CUDA status and its name."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+
+
 def test_oom_types_resolve_lazily(monkeypatch):
     monkeypatch.setattr(oom, "cupy_module", lambda: None)
     assert oom.error_types() == ()
-    fake_cupy = types.SimpleNamespace(
-        cuda=types.SimpleNamespace(memory=types.SimpleNamespace(OutOfMemoryError=FakeCupyOOM)))
+    fake_cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(
+        memory=types.SimpleNamespace(OutOfMemoryError=FakeCupyOOM),
+        runtime=types.SimpleNamespace(CUDARuntimeError=FakeCudaRuntimeError)))
     monkeypatch.setattr(oom, "cupy_module", lambda: fake_cupy)
-    assert oom.error_types() == (FakeCupyOOM,)
+    assert oom.error_types() == (FakeCupyOOM, FakeCudaRuntimeError)
+
+
+def test_a_raw_cudamalloc_failure_is_out_of_memory_and_other_cuda_errors_pass(
+        monkeypatch, fake_pool):
+    """With CuPy's pool switched off (as .ci/gpu_step.py does for memcheck) an allocation
+    fails as a CUDARuntimeError(cudaErrorMemoryAllocation), which is an out-of-memory too;
+    any other CUDA error keeps its own type."""
+    errors = {"oom": FakeCudaRuntimeError(2, "cudaErrorMemoryAllocation: out of memory"),
+              "fault": FakeCudaRuntimeError(700, "cudaErrorIllegalAddress: illegal address")}
+    monkeypatch.setattr(oom, "error_types", lambda: (FakeCudaRuntimeError,))
+
+    class Failing(Op):
+        op_name = "failing"
+
+        @staticmethod
+        def forward(ctx, x, kind):
+            raise errors[kind]
+
+    with pytest.raises(gf.cuda.OutOfMemoryError, match="failing: CUDA out of memory"):
+        Failing.apply(gf.ones(1), kind="oom")
+    with pytest.raises(FakeCudaRuntimeError, match="cudaErrorIllegalAddress"):
+        Failing.apply(gf.ones(1), kind="fault")
 
 
 def test_host_memory_error_is_not_called_gpu_oom(monkeypatch):

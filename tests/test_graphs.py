@@ -18,14 +18,14 @@ from gradflow.cuda import random as cuda_random
 class _Session:
     """Stands in for an active capture on the host side."""
 
-    def __init__(self, rng_base=None):
-        self.optimizers, self.uploads, self.rng_base = {}, [], rng_base
+    def __init__(self, rng_state=None):
+        self.optimizers, self.uploads, self.rng_state = {}, [], rng_state
 
 
 @pytest.fixture
 def fake_capture(monkeypatch):
-    def start(rng_base=None):
-        session = _Session(rng_base)
+    def start(rng_state=None):
+        session = _Session(rng_state)
         monkeypatch.setattr(graphs._local, "session", session, raising=False)
         return session
     yield start
@@ -176,15 +176,16 @@ def test_the_generator_counts_a_captured_step_from_zero():
     assert random.cuda_generators.take(0, 1) == (5, 7)
 
 
-def test_random_kernels_add_the_capture_counter(kernel_backend, fake_capture):
-    """A captured draw at relative offset r with the graph's counter at b equals an eager
-    draw at offset b + r, so replays continue the eager stream."""
+def test_random_kernels_read_the_capture_seed_and_counter(kernel_backend, fake_capture):
+    """A captured draw at relative offset r, with the graph's device pair at (seed s, base b),
+    equals an eager draw of seed s at offset b + r: replays continue the eager stream, and
+    follow a reseed made after the capture (the seed the capture saw, 9, is not used)."""
     if kernel_backend.name != "emulator":
         pytest.skip("the GPU test below covers the device counter on a GPU")
     with kernel_backend.active():
-        eager_uniform = cuda_random.uniform(np, (37,), np.float64, (9, 110))
-        eager_normal = cuda_random.normal(np, (37,), np.float32, (9, 110), 0.5, 2.0)
-        fake_capture(rng_base=np.array([100], np.uint64))
+        eager_uniform = cuda_random.uniform(np, (37,), np.float64, (4, 110))
+        eager_normal = cuda_random.normal(np, (37,), np.float32, (4, 110), 0.5, 2.0)
+        fake_capture(rng_state=np.array([4, 100], np.uint64))
         captured_uniform = cuda_random.uniform(np, (37,), np.float64, (9, 10))
         captured_normal = cuda_random.normal(np, (37,), np.float32, (9, 10), 0.5, 2.0)
     np.testing.assert_array_equal(captured_uniform, eager_uniform)

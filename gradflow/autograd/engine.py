@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..backend import on_device, on_device_of
 from ..cuda import oom
 from ..tensor import Tensor
 from . import anomaly
@@ -49,7 +50,8 @@ def _check_gradient(out: Tensor, grad, what: str) -> Tensor:
         if out.numel() != 1:
             raise RuntimeError(f"{what}: grad can be implicitly created only for scalar outputs "
                                f"(output has shape {tuple(out.shape)}); pass a gradient")
-        return Tensor._wrap(out._xp.ones(out.shape, out.dtype))
+        with on_device(out.device):
+            return Tensor._wrap(out._xp.ones(out.shape, out.dtype))
     if not isinstance(grad, Tensor):
         raise TypeError(f"{what}: gradient must be a Tensor, got {type(grad).__name__}")
     if grad.shape != out.shape:
@@ -119,10 +121,11 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence, retain_graph
                 node.accumulate(grads[0])
                 continue
             try:
-                if _ANOMALY.enabled:
-                    in_grads = anomaly.checked_backward(node, grads)
-                else:
-                    in_grads = node.run_backward(grads)
+                with on_device_of(g for g in grads if g is not None):  # backward's guard
+                    if _ANOMALY.enabled:
+                        in_grads = anomaly.checked_backward(node, grads)
+                    else:
+                        in_grads = node.run_backward(grads)
             except oom.error_types() as err:
                 raise oom.out_of_memory(f"{node.name()} (backward)", err) from None
             if not retain_graph:

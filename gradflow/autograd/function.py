@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import module_for
+from ..backend import module_for, on_device_of
 from ..cuda import oom
 from ..tensor import Tensor
 from . import anomaly
@@ -133,7 +133,8 @@ class Function:
         record = cls.differentiable and is_grad_enabled() and any(ctx.needs_input_grad)
         if cls._array_forward:
             try:
-                raw = cls.forward(ctx, *args, **kwargs)
+                with on_device_of(tensors):  # the one device guard of every op's forward
+                    raw = cls.forward(ctx, *args, **kwargs)
             except oom.error_types() as err:
                 raise oom.out_of_memory(cls.name(), err) from None
             except (ValueError, TypeError) as err:
@@ -142,7 +143,7 @@ class Function:
             outs = [Tensor._wrap(_as_array(r)) for r in ((raw,) if single else raw)]
         else:
             try:
-                with no_grad():
+                with no_grad(), on_device_of(tensors):
                     raw = cls.forward(ctx, *args, **kwargs)
             except oom.error_types() as err:
                 raise oom.out_of_memory(cls.name(), err) from None

@@ -6,7 +6,7 @@ from typing import Any
 
 from .. import random as _random
 from ..backend import as_device, cuda_available, cupy_module
-from . import graphs
+from . import checks, graphs
 from .graphs import compile_step
 from .memory import (
     empty_cache,
@@ -34,9 +34,12 @@ def current_device() -> int:
 
 
 def synchronize() -> None:
-    """Wait for all queued GPU work (a no-op without CUDA)."""
+    """Wait for all queued GPU work on the current device (a no-op without CUDA), then raise
+    any failed check of device data that ran meanwhile (gradflow.cuda.checks)."""
     if cuda_available():
-        cupy_module().cuda.Device().synchronize()
+        device = cupy_module().cuda.Device()
+        device.synchronize()
+        checks.raise_pending(device.id)
 
 
 def manual_seed(seed: int) -> None:

@@ -1,9 +1,13 @@
 """Matrix products on the GPU through cuBLAS's C API, with NumPy's matmul semantics.
 
-Why not CuPy's matmul: CuPy refuses cuBLAS while a stream captures a CUDA graph, and a
-captured training step (`gradflow.cuda.graphs`) needs every product of the step. Calling the
-strided-batched GEMM directly works under capture, and eager steps use the same call, so a
-replayed graph runs exactly the products an eager step runs.
+Why not CuPy's matmul, nor even CuPy's low-level cuBLAS bindings: every one of them first
+calls CuPy's setStream, which raises NotImplementedError while the stream captures a CUDA
+graph (cupy_backends/cuda/libs/cublas.pyx; cupy/cupy#6290), and a captured training step
+(`gradflow.cuda.graphs`) needs every product of the step. So gradflow calls cuBLAS's C API
+itself through ctypes, on its own handle per device, binding the current stream before each
+call and giving the handle a workspace made before any capture, so cuBLAS allocates nothing
+while capturing. Eager steps use the same call, so a replayed graph runs exactly the products
+an eager step runs.
 
 cuBLAS is column-major. A row-major (r, c) matrix with row stride s is, read column-major,
 its transpose with leading dimension s; a column-major one (a transposed view) is itself. So
@@ -16,6 +20,7 @@ against NumPy by reading memory exactly as cuBLAS would (tests/test_blas.py).
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 from dataclasses import dataclass
@@ -24,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import array_module, cupy_module
-from . import compiler
+from . import compiler, libraries
 
 OP_N, OP_T = 0, 1  # cublasOperation_t
 _DEFAULT_MATH, _TF32_MATH = 0, 3  # cublasMath_t
@@ -146,27 +151,102 @@ def _batch_stride(x: Any, batch_shape: tuple) -> int | None:
     return step
 
 
-def _run(gemm: Gemm, out: Any) -> None:
-    cublas = cupy_module().cuda.cublas
-    one, zero = _SCALARS[np.dtype(out.dtype)]
-    call = cublas.sgemmStridedBatched if out.dtype == np.float32 else \
-        cublas.dgemmStridedBatched
-    a, b = gemm.a, gemm.b
-    call(handle(), a.op, b.op, gemm.m, gemm.n, gemm.k, one.ctypes.data,
-         a.array.data.ptr, a.ld, a.batch_stride, b.array.data.ptr, b.ld, b.batch_stride,
-         zero.ctypes.data, out.data.ptr, gemm.m, gemm.m * gemm.n, gemm.batch)
+# The cuBLAS C functions gradflow calls, with their C prototypes (cublas_api.h).
+_HANDLE, _INT, _PTR = ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p
+_GEMM_ARGS = [_HANDLE, _INT, _INT, _INT, _INT, _INT, _PTR, _PTR, _INT, ctypes.c_longlong,
+              _PTR, _INT, ctypes.c_longlong, _PTR, _PTR, _INT, ctypes.c_longlong, _INT]
+PROTOTYPES = {
+    "cublasCreate_v2": (_INT, [ctypes.POINTER(_HANDLE)]),
+    "cublasDestroy_v2": (_INT, [_HANDLE]),
+    "cublasSetStream_v2": (_INT, [_HANDLE, _PTR]),
+    "cublasSetWorkspace_v2": (_INT, [_HANDLE, _PTR, ctypes.c_size_t]),
+    "cublasSetMathMode": (_INT, [_HANDLE, _INT]),
+    "cublasSetPointerMode_v2": (_INT, [_HANDLE, _INT]),
+    "cublasSgemmStridedBatched": (_INT, _GEMM_ARGS),
+    "cublasDgemmStridedBatched": (_INT, _GEMM_ARGS),
+    "cublasGetStatusString": (ctypes.c_char_p, [_INT]),
+}
+_GEMMS = {np.dtype(np.float32): "cublasSgemmStridedBatched",
+          np.dtype(np.float64): "cublasDgemmStridedBatched"}
+_POINTER_MODE_HOST = 0  # cublasPointerMode_t: alpha and beta are read from host memory
+# NOTE: cuBLAS's recommended workspace on Hopper is 32 MiB; given one before any capture, it
+# allocates nothing while a stream captures (the CUDA graphs section of its docs).
+WORKSPACE_BYTES = 32 * 2**20
+_INT_MAX = 2**31 - 1
 
 
-def handle() -> int:
-    """gradflow's cuBLAS handle on the current device, made on first use (before any capture:
-    `graphs` runs eager warm-up steps first). CUPY_TF32=1 allows TF32 tensor cores for
-    float32, the switch CuPy itself reads."""
+def library() -> ctypes.CDLL:
+    """cuBLAS's shared library, as CuPy's CUDA version finds it, with every function of
+    PROTOTYPES bound to its C prototype; raises naming a missing one."""
+    cp = cupy_module()
+    lib = libraries.load("cublas", libraries.cuda_major(cp))
+    if not getattr(lib, "_gradflow_bound", False):
+        for name, (restype, argtypes) in PROTOTYPES.items():
+            try:
+                fn = getattr(lib, name)
+            except AttributeError:
+                raise RuntimeError(f"cuBLAS: the library {lib._name} has no {name}; gradflow "
+                                   "needs cuBLAS 11 or newer") from None
+            fn.restype, fn.argtypes = restype, argtypes
+        lib._gradflow_bound = True
+    return lib
+
+
+def _check(lib: ctypes.CDLL, name: str, status: int) -> None:
+    if status:
+        text = lib.cublasGetStatusString(status).decode(errors="replace")
+        raise RuntimeError(f"cuBLAS {name} failed with status {status} ({text})")
+
+
+class _Handle:
+    """gradflow's cuBLAS handle on one device, with the workspace it was given and the stream
+    it was last bound to."""
+
+    def __init__(self, lib: ctypes.CDLL, cp: Any) -> None:
+        raw = ctypes.c_void_p()
+        _check(lib, "cublasCreate_v2", lib.cublasCreate_v2(ctypes.byref(raw)))
+        self.ptr = raw.value
+        tf32 = os.environ.get("CUPY_TF32", "0") not in ("", "0")
+        _check(lib, "cublasSetMathMode",
+               lib.cublasSetMathMode(self.ptr, _TF32_MATH if tf32 else _DEFAULT_MATH))
+        _check(lib, "cublasSetPointerMode_v2",
+               lib.cublasSetPointerMode_v2(self.ptr, _POINTER_MODE_HOST))
+        self.workspace = cp.cuda.alloc(WORKSPACE_BYTES)
+        _check(lib, "cublasSetWorkspace_v2",
+               lib.cublasSetWorkspace_v2(self.ptr, self.workspace.ptr, WORKSPACE_BYTES))
+        self.stream = None
+
+    def bind(self, lib: ctypes.CDLL, stream: int) -> None:
+        """Issue the next calls on `stream` (the current one: eager or capturing alike)."""
+        if stream != self.stream:
+            _check(lib, "cublasSetStream_v2", lib.cublasSetStream_v2(self.ptr, stream))
+            self.stream = stream
+
+
+def handle() -> _Handle:
+    """gradflow's cuBLAS handle on the current device, made on first use with its workspace
+    (before any capture: `graphs` runs eager warm-up steps first). CUPY_TF32=1 allows TF32
+    tensor cores for float32, the switch CuPy itself reads."""
     cp = cupy_module()
     device_id = cp.cuda.Device().id
     if device_id not in _handles:
-        cublas = cp.cuda.cublas
-        h = cublas.create()
-        tf32 = os.environ.get("CUPY_TF32", "0") not in ("", "0")
-        cublas.setMathMode(h, _TF32_MATH if tf32 else _DEFAULT_MATH)
-        _handles[device_id] = h
+        _handles[device_id] = _Handle(library(), cp)
     return _handles[device_id]
+
+
+def _run(gemm: Gemm, out: Any) -> None:
+    """The one cuBLAS call of every product, on the current device and stream."""
+    if max(gemm.m, gemm.n, gemm.k, gemm.a.ld, gemm.b.ld, gemm.batch) > _INT_MAX:
+        raise RuntimeError(f"matmul: a product of {gemm.batch} ({gemm.m} x {gemm.k}) @ "
+                           f"({gemm.k} x {gemm.n}) matrices exceeds cuBLAS's 32-bit sizes")
+    cp = cupy_module()
+    lib, h = library(), handle()
+    h.bind(lib, cp.cuda.get_current_stream().ptr)
+    one, zero = _SCALARS[np.dtype(out.dtype)]
+    name = _GEMMS[np.dtype(out.dtype)]
+    a, b = gemm.a, gemm.b
+    status = getattr(lib, name)(
+        h.ptr, a.op, b.op, gemm.m, gemm.n, gemm.k, one.ctypes.data, a.array.data.ptr, a.ld,
+        a.batch_stride, b.array.data.ptr, b.ld, b.batch_stride, zero.ctypes.data, out.data.ptr,
+        gemm.m, gemm.m * gemm.n, gemm.batch)
+    _check(lib, name, status)

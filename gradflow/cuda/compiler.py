@@ -24,6 +24,7 @@ from ..kernels_path import kernel_dir
 C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 THREADS = 256  # threads per block of the 1-D grid-stride kernels
 MAX_BLOCKS = 65535 * 4  # grid-stride loops cover the rest
+OPTIONS = ("-std=c++17",)  # NVRTC options every family is compiled with (CuPy adds its own)
 _INSTANTIATION = re.compile(r"^template __global__ void (\w+<[\w ,]+>)\(", re.MULTILINE)
 _INCLUDE = re.compile(r'^#include "([\w.]+\.cuh)"$', re.MULTILINE)
 _debug = os.environ.get("GRADFLOW_CUDA_DEBUG", "") not in ("", "0")
@@ -59,7 +60,7 @@ def _compiled(family: str, device_id: int):
     code = source(family)
     cp = cupy_module()
     with cp.cuda.Device(device_id):
-        return cp.RawModule(code=code, options=("-std=c++17",),
+        return cp.RawModule(code=code, options=OPTIONS,
                             name_expressions=name_expressions(code))
 
 

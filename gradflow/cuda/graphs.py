@@ -41,6 +41,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..backend import cupy_module
+from . import checks, memory, optim
 
 _local = threading.local()
 
@@ -61,18 +62,21 @@ def note_upload(table: Any, rows: np.ndarray) -> None:
     _local.session.uploads.append((table, rows))
 
 
-def rng_base() -> Any:
-    """The device counter the random kernels add to their offsets during this capture."""
-    return _local.session.rng_base
+def rng_state() -> Any:
+    """The graph's (seed, base offset) device pair that the random kernels read during this
+    capture; each replay sets it to the generator's state."""
+    return _local.session.rng_state
 
 
 class _Capture:
-    """What one capture records besides the graph itself."""
+    """What one capture records besides the graph itself; `rng_state` must be made (zeroed)
+    before the capture stream waits on the current stream, so it is ready when captured work
+    and the first replay read it."""
 
-    def __init__(self, xp: Any) -> None:
+    def __init__(self, rng_state: Any) -> None:
         self.optimizers: dict = {}
         self.uploads: list = []
-        self.rng_base = xp.zeros(1, np.uint64)
+        self.rng_state = rng_state
 
 
 class _Graph:
@@ -84,7 +88,7 @@ class _Graph:
         self.graph, self.pool, self.inputs, self.outputs = graph, pool, inputs, outputs
         self.optimizers = list(session.optimizers.values())
         self.signatures = [opt.launch_signature(stepped) for opt, stepped in self.optimizers]
-        self.rng_base, self.drawn, self.device = session.rng_base, drawn, device
+        self.rng_state, self.drawn, self.device = session.rng_state, drawn, device
 
     def still_valid(self) -> bool:
         return all(opt.launch_signature(stepped) == sig
@@ -147,9 +151,9 @@ class CompiledStep:
             static = [Tensor._wrap(a.array.copy()) if isinstance(a, Tensor) else a
                       for a in args]
             stream = self._capture_stream()
+            session = _Capture(cp.zeros(2, np.uint64))
             stream.wait_event(cp.cuda.get_current_stream().record())
-            pool = cp.cuda.MemoryPool()
-            session = _Capture(cp)
+            pool = memory.private_pool(device.id)
             with stream, cp.cuda.using_allocator(pool.malloc):
                 _local.session = session
                 cuda_generators.begin_capture()
@@ -167,9 +171,9 @@ class CompiledStep:
                 except Exception as err:  # the capture was invalidated along the way
                     raise _capture_error(err) from err
             _check_outputs(outputs)
-        for table, rows in session.uploads:
-            with stream:
-                table.set(rows, stream=stream)
+        with device, stream:
+            for table, rows in session.uploads:
+                optim.upload(table, rows)
         return _Graph(graph, pool, static, outputs, session, drawn, device)
 
     def _replay(self, graph: _Graph, args: tuple) -> Any:
@@ -192,10 +196,11 @@ class CompiledStep:
         stream = self._capture_stream()
         with graph.device, stream:
             if graph.drawn:
-                index = graph.device.id
-                _, offset = cuda_generators.take(index, graph.drawn)
-                graph.rng_base.fill(offset)
+                seed, offset = cuda_generators.take(graph.device.id, graph.drawn)
+                graph.rng_state[:1].fill(np.uint64(seed))
+                graph.rng_state[1:].fill(np.uint64(offset))
             graph.graph.launch(stream)
+            checks.replayed(graph.device.id)
             result = _detached_copies(graph.outputs)
         cp.cuda.get_current_stream().wait_event(stream.record())
         return result
@@ -260,12 +265,35 @@ def _abandon(stream: Any) -> None:
         pass
 
 
+# What CUDA or CuPy says when a capture is refused, and what it means for the step.
+_REFUSALS = (
+    ("calling cuBLAS API during stream capture",
+     "it called CuPy's cuBLAS wrappers (cupy.matmul, cupy.dot, cupy.linalg, ...), which refuse "
+     "stream capture; use gradflow's ops (gf.matmul, @, F.linear), which call cuBLAS "
+     "themselves"),
+    ("StreamCaptureImplicit",
+     "it used the legacy default stream (a synchronous CUDA call or a stream made without "
+     "non_blocking=True)"),
+    ("StreamCaptureUnsupported",
+     "it read a GPU value on the host or synchronised (.item(), print(tensor), bool(tensor), "
+     "float(tensor), .cpu(), .numpy(), gf.cuda.synchronize())"),
+    ("operation not permitted when stream is capturing",
+     "it read a GPU value on the host or synchronised (.item(), print(tensor), bool(tensor), "
+     "float(tensor), .cpu(), .numpy(), gf.cuda.synchronize())"),
+    ("StreamCaptureInvalidated",
+     "an earlier operation of the step invalidated the capture (typically a host read or a "
+     "synchronisation, which CUDA reports at the next call)"),
+)
+
+
 def _capture_error(err: BaseException) -> BaseException:
-    text = str(err)
-    if "capture" in text.lower() or "cudaErrorStreamCapture" in text:
-        return RuntimeError(
-            "compile_step: the step could not be captured as a CUDA graph: it did something a "
-            "graph cannot record, most often reading a GPU value on the host (.item(), "
-            "print(tensor), bool(tensor), float(tensor), an integer index checked on the "
-            f"host) or synchronising. CUDA said: {text}")
+    """A refused capture said in terms of the step, naming what CUDA or CuPy refused."""
+    text = f"{type(err).__name__}: {err}"
+    for marker, meaning in _REFUSALS:
+        if marker in text:
+            return RuntimeError(f"compile_step: the step could not be captured as a CUDA graph: "
+                                f"{meaning}. Refused: {text}")
+    if "capture" in text.lower():
+        return RuntimeError(f"compile_step: the step could not be captured as a CUDA graph: "
+                            f"it did something a graph cannot record. Refused: {text}")
     return err

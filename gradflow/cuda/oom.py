@@ -41,14 +41,23 @@ class OutOfMemoryError(RuntimeError):
                             self._detail)
 
 
+_MEMORY_ALLOCATION = 2  # cudaErrorMemoryAllocation: a raw cudaMalloc (no pool) failed
+
+
 def error_types() -> tuple:
-    """The exception types that mean the GPU is out of memory: none without CuPy."""
+    """The exception types that can mean the GPU is out of memory: CuPy's pool error, and
+    CUDA runtime errors (a raw cudaMalloc when the pool is switched off); none without CuPy.
+    `out_of_memory` tells which ones are."""
     cp = cupy_module()
-    return () if cp is None else (cp.cuda.memory.OutOfMemoryError,)
+    return () if cp is None else (cp.cuda.memory.OutOfMemoryError,
+                                  cp.cuda.runtime.CUDARuntimeError)
 
 
-def out_of_memory(op: str, err: BaseException) -> OutOfMemoryError:
-    """gradflow's error for CuPy's `err` raised in `op`; frees the pool's cached blocks first."""
+def out_of_memory(op: str, err: BaseException) -> BaseException:
+    """gradflow's error for CuPy's `err` raised in `op` when it means out of memory (the
+    pools' cached blocks are freed first); any other CUDA error is returned as it is."""
+    if getattr(err, "status", _MEMORY_ALLOCATION) != _MEMORY_ALLOCATION:
+        return err
     found = _REQUEST.search(str(err))
     requested = int(found.group(1).replace(",", "")) if found else None
     used, held = memory.memory_allocated(), memory.memory_reserved()

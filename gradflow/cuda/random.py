@@ -1,5 +1,10 @@
 """Launchers for kernels/random.cu: uniform and normal draws on the GPU from a counter-based
-generator whose whole state is (seed, offset), kept per device by `gradflow.random`."""
+generator whose whole state is (seed, offset), kept per device by `gradflow.random`.
+
+The kernels read the seed and a base offset from a two-word device array: for eager draws a
+per-device pair (seed, 0) refreshed when the seed changes; while a step is captured, the
+graph's own pair, which each replay sets to the generator's state at that moment.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -8,26 +13,26 @@ import numpy as np
 
 from . import compiler, graphs
 
-_zero_bases: dict = {}
+_eager_states: dict = {}  # device id (None for the emulator's NumPy) -> (state array, seed)
 
 
-def _base(xp: Any) -> Any:
-    """The device counter added to every draw's offset: a captured graph's own while a step
-    is being captured, else a zero kept per device."""
+def _state(xp: Any, seed: int) -> Any:
+    """The (seed, base) device pair the next draw reads."""
     if graphs.capturing():
-        return graphs.rng_base()
+        return graphs.rng_state()
     key = None if xp is np else xp.cuda.Device().id
-    if key not in _zero_bases:
-        _zero_bases[key] = xp.zeros(1, np.uint64)
-    return _zero_bases[key]
+    held = _eager_states.get(key)
+    if held is None or held[1] != seed:
+        # NOTE: a reseed is rare and happens between steps: one small copy then, none per draw
+        held = _eager_states[key] = (xp.asarray(np.array([seed, 0], np.uint64)), seed)
+    return held[0]
 
 
 def _draw(name: str, xp: Any, shape: tuple, dtype: Any, key: tuple, extra: tuple) -> Any:
     out = xp.empty(shape, dtype)
     seed, offset = key
     compiler.launch_loop("random", name, out.dtype, out.size,
-                         (out, np.int64(out.size), np.uint64(seed), _base(xp),
-                          np.uint64(offset), *extra))
+                         (out, np.int64(out.size), _state(xp, seed), np.uint64(offset), *extra))
     return out
 
 

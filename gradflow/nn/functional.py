@@ -11,11 +11,11 @@ from typing import Any
 
 from .. import dtypes
 from ..autograd.grad_mode import no_grad
-from ..creation import rand, zeros
+from ..creation import arange, rand, zeros
 from ..cuda import compiler
 from ..ops.conv import conv2d
 from ..ops.elementwise import erf, exp, log, maximum, minimum, relu, sigmoid, tanh, where
-from ..ops.index import cat
+from ..ops.index import cat, check_range
 from ..ops.loss import SoftmaxCrossEntropy
 from ..ops.matmul import LinearProduct
 from ..ops.norm import BatchNormTrain
@@ -341,12 +341,9 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
     flat = reshape(target, (-1,))
     valid = flat != ignore_index
     safe = where(valid, flat, 0)
-    if flat.numel():
-        lo, hi = int(safe.min().item()), int(safe.max().item())
-        if lo < 0 or hi >= c:
-            raise IndexError(f"nll_loss: target {lo if lo < 0 else hi} is out of bounds for "
-                             f"{c} classes (input shape {tuple(input.shape)})")
-    rows = Tensor._wrap(logp._xp.arange(logp.shape[0]))
+    check_range("nll_loss", "target", safe.array, 0, c,
+                f"{c} classes (input shape {tuple(input.shape)})")
+    rows = arange(logp.shape[0], device=logp.device)
     picked = logp[rows, safe]
     w = valid.to(logp.dtype) if weight is None else where(valid, weight[safe], 0.0)
     losses = -picked * w

@@ -8,13 +8,19 @@ import numpy as np
 
 from .. import determinism
 from ..autograd.function import Op
-from ..backend import array_module, move_array
+from ..backend import array_module, move_array, on_device
+from ..cuda import checks
 from ..tensor import Tensor
 from .util import normalize_dim, operand_arrays, result_dtype
 
 
 def _index_items(x: Tensor, index: Any, op: str) -> tuple:
     """Turn a user index into a tuple of ints, slices, None, Ellipsis and device arrays."""
+    with on_device(x.device):  # the bounds checks run on x's device, before the op's guard
+        return _items_on_device(x, index, op)
+
+
+def _items_on_device(x: Tensor, index: Any, op: str) -> tuple:
     items = index if isinstance(index, tuple) else (index,)
     out = []
     for it in items:
@@ -24,10 +30,9 @@ def _index_items(x: Tensor, index: Any, op: str) -> tuple:
                                    f"on {x.device}")
             arr = it.array
         elif isinstance(it, (list, np.ndarray)):
-            arr = np.asarray(it)
+            arr = np.asarray(it)  # checked on the host below, then moved to x's device
             if arr.size == 0 and arr.dtype.kind == "f":
                 arr = arr.astype(np.int64)
-            arr = move_array(arr, x.device)
         elif it is None or it is Ellipsis or isinstance(it, slice):
             out.append(it)
             continue
@@ -42,7 +47,7 @@ def _index_items(x: Tensor, index: Any, op: str) -> tuple:
                              f"got {arr.dtype}")
         out.append(arr)
     _check_bounds(x, out, op)
-    return tuple(out)
+    return tuple(move_array(it, x.device) if isinstance(it, np.ndarray) else it for it in out)
 
 
 def _check_bounds(x: Tensor, items: list, op: str) -> None:
@@ -68,17 +73,26 @@ def _check_bounds(x: Tensor, items: list, op: str) -> None:
             continue
         if not isinstance(it, slice):
             size = x.shape[dim]
-            if isinstance(it, int):
-                lo = hi = it
-            elif it.size:
-                lo, hi = int(it.min()), int(it.max())
-            else:
-                lo = hi = 0 if size else None
-            if lo is not None and (lo < -size or hi >= size):
-                bad = lo if lo < -size else hi
-                raise IndexError(f"{op}: index {bad} is out of bounds for dimension {dim} with "
-                                 f"size {size} (tensor shape {tuple(x.shape)})")
+            check_range(op, "index", it, -size, size,
+                        f"dimension {dim} with size {size} (tensor shape {tuple(x.shape)})")
         dim += 1
+
+
+def check_range(op: str, what: str, index: Any, low: int, high: int, where: str) -> None:
+    """Raise IndexError unless every entry of `index` (an int, or an integer array on any
+    device) lies in [low, high). Host values are checked now; device arrays by a deferred
+    check (gradflow.cuda.checks), so the host never waits for the GPU."""
+    if isinstance(index, int) or array_module(index) is np:
+        values = np.asarray(index)
+        if values.size == 0:
+            return
+        lo, hi = int(values.min()), int(values.max())
+        if lo < low or hi >= high:
+            raise IndexError(f"{op}: {what} {lo if lo < low else hi} is out of bounds for "
+                             f"{where}")
+    elif index.size:
+        checks.defer((index < low) | (index >= high),
+                     f"{op}: a {what} is out of bounds for {where}")
 
 
 def _is_mask(it: Any) -> bool:

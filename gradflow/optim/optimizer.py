@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..autograd.grad_mode import enable_grad
-from ..backend import array_module, cupy_module, move_array
+from ..backend import array_module, cupy_module, move_array, on_device
 from ..cuda import graphs
 from ..cuda import optim as fused
 from ..nn import _checks
@@ -105,9 +105,13 @@ class Optimizer:
         """
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is not None:
-                    p.grad = None if set_to_none else Tensor._wrap(
-                        p.grad._xp.zeros_like(p.grad.array))
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                    continue
+                with on_device(p.device):
+                    p.grad = Tensor._wrap(p.grad._xp.zeros_like(p.grad.array))
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; `closure` re-evaluates the loss first."""
@@ -121,7 +125,9 @@ class Optimizer:
             graphs.note_optimizer(self, [p for p, _, _ in todo])
         for i, (p, state, group) in enumerate(todo):
             table = tables.get(_device_key(p.array))
-            self._update(p, p.grad.array, state, group, None if table is None else table[i])
+            with on_device(p.device):
+                self._update(p, p.grad.array, state, group,
+                             None if table is None else table[i])
         return loss
 
     def _begin_step(self, stepped: list | None = None) -> list:
@@ -136,7 +142,8 @@ class Optimizer:
                     continue
                 state = self.state[p]
                 if not state:
-                    state.update(self._init_state(p, group))
+                    with on_device(p.device):
+                        state.update(self._init_state(p, group))
                 if "step" in state:
                     state["step"] += 1
                 p._vbox[0] += 1

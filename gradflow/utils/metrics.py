@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..backend import on_device
 from ..tensor import Tensor
 
 
@@ -17,9 +18,10 @@ def correct_topk(output: Tensor, target: Tensor, topk: Sequence[int] = (1,)) -> 
         if not 1 <= k <= classes:
             raise ValueError(f"accuracy: k={k} must be in [1, {classes}] for {classes} classes")
     xp = output._xp
-    order = xp.argsort(-output.detach().array, axis=1)[:, :max(topk)]
-    hits = order == target.array[:, None]
-    return [Tensor._wrap(xp.asarray(hits[:, :k].sum())) for k in topk]
+    with on_device(output.device):
+        order = xp.argsort(-output.detach().array, axis=1)[:, :max(topk)]
+        hits = order == target.array[:, None]
+        return [Tensor._wrap(xp.asarray(hits[:, :k].sum())) for k in topk]
 
 
 def accuracy(output: Tensor, target: Tensor, topk: Sequence[int] = (1,)) -> list:

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from ...backend import as_device, device, move_array
+from ...backend import as_device, device, move_array, on_device
 from ...creation import from_numpy, tensor
 from ...random import Generator
 from ...tensor import Tensor
@@ -25,7 +25,15 @@ def _stack_tensors(batch: list) -> Tensor:
             raise RuntimeError(f"default_collate: stack expects each tensor to be equal size and "
                                f"on one device, but got {tuple(first.shape)} on {first.device} at "
                                f"entry 0 and {tuple(t.shape)} on {t.device} at entry {i}")
-    return Tensor._wrap(first._xp.stack([t.array for t in batch]))
+    with on_device(first.device):
+        return Tensor._wrap(first._xp.stack([t.array for t in batch]))
+
+
+def _take_rows(t: Tensor, idx: np.ndarray) -> Tensor:
+    """Rows `idx` (host indices) of a dataset tensor, gathered on its device."""
+    rows = move_array(idx, t.device)
+    with on_device(t.device):
+        return Tensor._wrap(t.array[rows])
 
 
 def default_collate(batch: list) -> Any:
@@ -107,7 +115,7 @@ def _batch_fetcher(loader: "DataLoader") -> Callable[[list], Any]:
             idx = np.asarray(indices, dtype=np.int64)
             if index_map is not None:
                 idx = index_map[idx]
-            return [Tensor._wrap(t.array[move_array(idx, t.device)]) for t in tensors]
+            return [_take_rows(t, idx) for t in tensors]
     if loader.device is None:
         return fetch
     return lambda indices: _to_device(fetch(indices), loader.device)
