@@ -3,24 +3,31 @@ installed as `cupy` and gradflow's kernels and GEMMs run by the kernel emulator.
 
 Each launch first goes through `fakecupy.kernel_arguments`, which holds it to CuPy's rules
 (every array on the current device, no host arrays) and logs it, then hands the NumPy arrays
-to the emulator. cuBLAS is the one library call gradflow makes itself: `blas._run` (the single
-place a GEMM is issued) is routed to the emulated GEMM, and `blas.library()` (cuBLAS through
-ctypes) to `FakeCublas`, so handles and workspaces are made as on a GPU.
+to the emulator. cuBLAS is the one library gradflow calls itself: `blas.library()` (cuBLAS
+through ctypes) is `FakeCublas`, which takes gradflow's real ctypes arguments, so handles,
+workspaces, stream binding and every GEMM's pointers, leading dimensions and strides are
+exercised as on a GPU.
 """
 from __future__ import annotations
 
-import dataclasses
+import ctypes
 import itertools
 import sys
 import weakref
 
 import emulator
 import fakecupy
+import numpy as np
 import pytest
 from emulator import cublas
 
 from gradflow import backend
 from gradflow.cuda import blas, compiler, graphs, memory, optim, random
+
+# Whether launches run (the emulator computes) or are only checked and logged: a test of what
+# the host does around the kernels (syncs, copies, devices) needs no values, and the
+# emulator's speed allows only small nets.
+RUN = {"kernels": True}
 
 
 class CheckedKernel:
@@ -30,7 +37,11 @@ class CheckedKernel:
         self.kernel, self.name = kernel, name
 
     def __call__(self, grid, block, args, shared_mem: int = 0) -> None:
-        self.kernel(grid, block, fakecupy.kernel_arguments(self.name, args), shared_mem)
+        inner = fakecupy.kernel_arguments(self.name, args)
+        if RUN["kernels"]:
+            self.kernel(grid, block, inner, shared_mem)
+        else:
+            self.kernel.check(grid, block, inner)
 
 
 class CheckedModule:
@@ -44,9 +55,10 @@ class CheckedModule:
 
 
 class FakeCublas:
-    """libcublas as `blas.library()` binds it: every call succeeds; the stream each handle is
-    bound to is kept in `streams` (handle -> stream ptr). GEMMs never get here: `blas._run`
-    is routed to the emulator."""
+    """libcublas as `blas.library()` binds it, fed the very arguments gradflow's ctypes call
+    passes: a GEMM reads its operands from the raw device pointers, leading dimensions and
+    batch strides (cuBLAS's reading, tests/emulator/cublas.py), on the stream its handle was
+    last bound to, which must be the current one; `streams` keeps handle -> stream ptr."""
 
     _name, _gradflow_bound = "libcublas.so (fake)", True
 
@@ -65,19 +77,33 @@ class FakeCublas:
     def cublasGetStatusString(self, status) -> bytes:  # noqa: N802
         return b"fake cuBLAS status"
 
+    def cublasSgemmStridedBatched(self, *args) -> int:  # noqa: N802
+        return self._gemm(np.float32, *args)
+
+    def cublasDgemmStridedBatched(self, *args) -> int:  # noqa: N802
+        return self._gemm(np.float64, *args)
+
     def __getattr__(self, name: str):
-        if "gemm" in name.lower():
-            raise AttributeError(f"FakeCublas: {name} is issued through blas._run")
         return lambda *args: 0
 
-
-def _emulated_gemm(gemm: blas.Gemm, out) -> None:
-    """blas._run: check and log the GEMM like a kernel launch, then emulate cuBLAS's."""
-    a, b, out = fakecupy.kernel_arguments("cublas.gemm_strided_batched",
-                                          (gemm.a.array, gemm.b.array, out))
-    gemm = dataclasses.replace(gemm, a=dataclasses.replace(gemm.a, array=a),
-                               b=dataclasses.replace(gemm.b, array=b))
-    cublas.gemm_strided_batched(gemm, out)
+    def _gemm(self, dtype, handle, op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb,
+              stride_b, beta, c, ldc, stride_c, batch) -> int:
+        bound = self.streams.get(handle)
+        current = fakecupy.get_current_stream().ptr
+        if bound != current:
+            raise AssertionError(f"cuBLAS GEMM on stream {bound} while the current stream is "
+                                 f"{current}: the handle was not bound before the call")
+        scale = [np.frombuffer(ctypes.string_at(p, np.dtype(dtype).itemsize), dtype)[0]
+                 for p in (alpha, beta)]
+        assert scale == [1, 0] and ldc == m and stride_c == m * n, (scale, ldc, stride_c)
+        operands = [fakecupy.device_view(ptr, dtype) for ptr in (a, b, c)]
+        fakecupy.kernel_arguments("cublas.gemm_strided_batched", operands)
+        gemm = blas.Gemm(m=m, n=n, k=k, batch=batch, out_shape=(batch * m * n,),
+                         a=blas.Operand(operands[0]._a, op_a, lda, stride_a),
+                         b=blas.Operand(operands[1]._a, op_b, ldb, stride_b))
+        if RUN["kernels"]:
+            cublas.gemm_strided_batched(gemm, operands[2]._a[:batch * m * n])
+        return 0
 
 
 _modules: dict = {}  # (family, device id) -> CheckedModule
@@ -110,7 +136,6 @@ def fake_cuda(monkeypatch):
     monkeypatch.setattr(backend, "_unavailable", {})
     monkeypatch.setattr("gradflow.cuda.libraries.missing", lambda cp: None, raising=False)
     monkeypatch.setattr(compiler, "load_module", _loaded)
-    monkeypatch.setattr(blas, "_run", _emulated_gemm)
     library = FakeCublas()
     monkeypatch.setattr(blas, "library", lambda: library, raising=False)
     monkeypatch.setattr(fakecupy, "cublas_library", library, raising=False)
@@ -122,4 +147,14 @@ def fake_cuda(monkeypatch):
     yield fakecupy
     _clear_caches()
     _modules.clear()
+    RUN["kernels"] = True
+
+
+@pytest.fixture
+def fake_cuda_launch_only(fake_cuda):
+    """`fake_cuda` with every kernel and GEMM checked and logged but not run: for tests of
+    what the host does around them, on nets too big for the emulator (values are garbage)."""
+    RUN["kernels"] = False
+    with np.errstate(all="ignore"):  # CuPy's ops compute on the kernels' unwritten outputs
+        yield fake_cuda
 

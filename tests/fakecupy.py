@@ -16,7 +16,7 @@ cupy/cuda/{device,stream,memory,memory_hook}.pyx):
 - Streams and events are per device and thread; a sync or device-to-host read on a stream
   that is capturing raises cudaErrorStreamCaptureUnsupported and invalidates the capture.
 
-Everything notable goes to `log`; read it with `count`, `events_of`, and `clear_events`.
+Everything notable goes to `event_log`; read it with `count`, `events_of`, and `clear_events`.
 `reset(device_count=2, memory_limit=None)` starts afresh (tests/fakecuda.py's fixture calls it).
 Functions not defined here are NumPy's, run on unwrapped arrays (module `__getattr__`).
 """
@@ -44,8 +44,9 @@ _addresses = itertools.count(0x7F0000000000, 0x1000)  # fake device pointers, st
 # -- the event log ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Entry:
-    """One logged happening. kind: sync, d2h, h2d, p2p, launch, alloc, graph_launch or
-    device_mismatch; where: the API (or kernel) name; caller: the first frame outside the
+    """One logged happening. kind: sync, d2h, h2d, p2p, launch, alloc (with the buffer's
+    `ptr`), record and wait (an event recorded on, or waited for by, `stream`), graph_launch
+    or device_mismatch; where: the API (or kernel) name; caller: the first frame outside the
     fake, `file:line function`, innermost first."""
     kind: str
     where: str
@@ -54,9 +55,10 @@ class Entry:
     nbytes: int = 0
     pinned: bool | None = None
     caller: str = ""
+    ptr: int | None = None
 
 
-log: list = []
+event_log: list = []  # not `log`: that is cupy.log, the ufunc
 
 
 def _caller(depth: int = 3) -> str:
@@ -72,12 +74,12 @@ def _caller(depth: int = 3) -> str:
 
 def _record(kind: str, where: str, **fields) -> None:
     fields.setdefault("device", _state().device)
-    log.append(Entry(kind, where, caller=_caller(), **fields))
+    event_log.append(Entry(kind, where, caller=_caller(), **fields))
 
 
 def events_of(kind: str, **match) -> list:
     """The logged entries of `kind` whose fields equal `match` (e.g. pinned=False)."""
-    return [e for e in log if e.kind == kind
+    return [e for e in event_log if e.kind == kind
             and all(getattr(e, k) == v for k, v in match.items())]
 
 
@@ -86,7 +88,7 @@ def count(kind: str, **match) -> int:
 
 
 def clear_events() -> None:
-    log.clear()
+    event_log.clear()
 
 
 # -- runtime: devices and errors ----------------------------------------------------------------
@@ -152,7 +154,7 @@ def deviceSynchronize() -> None:  # noqa: N802
 
 
 def runtimeGetVersion() -> int:  # noqa: N802
-    return 12080
+    return 13000  # cupy-cuda13x 14.2 is built against CUDA 13.0
 
 
 def getDeviceProperties(device_id: int) -> dict:  # noqa: N802
@@ -258,10 +260,12 @@ class _BaseStream:
     def record(self, event: "Event | None" = None) -> "Event":
         event = Event() if event is None else event
         event._stream = self
+        _record("record", "Stream.record", stream=self.ptr)
         return event
 
     def wait_event(self, event: "Event") -> None:
         """Stream-ordered: nothing waits on the host."""
+        _record("wait", "Stream.wait_event", stream=self.ptr)
 
     def begin_capture(self, mode=None) -> None:
         if self.ptr in (0, 1):
@@ -592,6 +596,23 @@ def _owner(a: np.ndarray):
     return (root, held[1]) if held is not None and held[0]() is root else (root, None)
 
 
+def device_view(ptr: int, dtype) -> "ndarray":
+    """The device memory from address `ptr` to the end of its buffer, as a 1-D array of
+    `dtype` on the buffer's device: what a library reading raw pointers (cuBLAS) sees."""
+    for ref, device in list(_owners.values()):
+        root = ref()
+        if root is None:
+            continue
+        start = _address(root)
+        if start <= ptr < start + root.nbytes:
+            flat = root.reshape(-1).view(np.uint8)[ptr - start:]
+            out = ndarray.__new__(ndarray)
+            out._a = flat[:flat.size - flat.size % np.dtype(dtype).itemsize].view(dtype)
+            out._device = device
+            return out
+    raise ValueError(f"address {ptr:#x} is in no live device buffer")
+
+
 def _wrap(inner: np.ndarray) -> "ndarray":
     """A device array around a NumPy result: a view keeps its buffer's device, a new buffer is
     charged to the current thread's allocator on the current device."""
@@ -601,7 +622,7 @@ def _wrap(inner: np.ndarray) -> "ndarray":
         memptr = alloc(root.nbytes) if root.nbytes else None
         _owners[id(root)] = (weakref.ref(root), device)
         weakref.finalize(root, _forget, id(root), memptr)
-        _record("alloc", "malloc", device=device, nbytes=root.nbytes)
+        _record("alloc", "malloc", device=device, nbytes=root.nbytes, ptr=_address(root))
     out = ndarray.__new__(ndarray)
     out._a, out._device = inner, device
     return out
@@ -775,12 +796,16 @@ class ndarray(NDArrayOperatorsMixin):  # noqa: N801  (CuPy's name)
         return getattr(sys.modules[__name__], func.__name__)(*args, **kwargs)
 
     def __getitem__(self, key):
-        return _call("__getitem__", self._a.__getitem__, (_host_index(key),), {}, owner=self)
+        return _call("__getitem__", lambda k: self._a[_wrapped(self._a.shape, k)],
+                     (_host_index(key),), {}, owner=self)
 
     def __setitem__(self, key, value) -> None:
         if isinstance(value, np.ndarray):
             value = asarray(value)
-        _call("__setitem__", self._a.__setitem__, (_host_index(key), value), {}, owner=self)
+
+        def assign(k, v):
+            self._a[_wrapped(self._a.shape, k)] = v
+        _call("__setitem__", assign, (_host_index(key), value), {}, owner=self)
 
     # -- copies and conversions
     def copy(self, order: str = "C") -> "ndarray":
@@ -854,6 +879,30 @@ class ndarray(NDArrayOperatorsMixin):  # noqa: N801  (CuPy's name)
 
     def __format__(self, spec: str) -> str:
         return format(self._to_host("format"), spec)
+
+
+def _wrapped(shape: tuple, key):
+    """`key` with its integer arrays taken modulo the size of the axis they index: CuPy wraps
+    an out-of-range integer-array index around where NumPy raises, so a lost bounds check
+    shows as wrong values, as on a GPU."""
+    items = key if isinstance(key, tuple) else (key,)
+    consumed = sum(k.ndim if isinstance(k, np.ndarray) and k.dtype == bool else 1
+                   for k in items if k is not None and k is not Ellipsis)
+    out, axis = [], 0
+    for k in items:
+        if k is None:
+            out.append(k)
+            continue
+        if k is Ellipsis:
+            axis += len(shape) - consumed
+            out.append(k)
+            continue
+        if isinstance(k, np.ndarray) and k.dtype.kind in "iu" and axis < len(shape) \
+                and shape[axis]:
+            k = np.mod(k, shape[axis])
+        axis += k.ndim if isinstance(k, np.ndarray) and k.dtype == bool else 1
+        out.append(k)
+    return tuple(out) if isinstance(key, tuple) else out[0]
 
 
 def _host_index(key):

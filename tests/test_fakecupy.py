@@ -149,7 +149,7 @@ def _lenet_step(device: str, x: np.ndarray, y: np.ndarray, fake=None) -> tuple:
     opt.zero_grad()
     F.cross_entropy(model(x), y).backward()
     opt.step()
-    step_log = [] if fake is None else list(fake.log)
+    step_log = [] if fake is None else list(fake.event_log)
     loss = F.cross_entropy(model(x), y).item()
     return loss, [p.detach().cpu().numpy() for p in model.parameters()], step_log
 
@@ -208,7 +208,7 @@ def test_compile_step_captures_a_lenet5_step_and_replays_it_without_syncs(fake_c
     for _ in range(3):  # warm-up, capture (then the first launch), replay
         fake_cuda.clear_events()
         step(x, y)
-        logs.append(list(fake_cuda.log))
+        logs.append(list(fake_cuda.event_log))
     print(f"\ncompile_step: capture {_summary(logs[1])}\nreplay {_summary(logs[2])}")
     assert [sum(e.kind == "graph_launch" for e in log) for log in logs] == [0, 1, 1]
     assert [e for e in logs[2] if e.kind == "sync"] == []

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..backend import array_module, cupy_module
 from ..kernels_path import kernel_dir
+from . import graphs
 
 # The element types the kernels are instantiated for, and their C names.
 C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -88,7 +89,7 @@ def blocks_for(n: int, threads: int = THREADS) -> int:
 def launch(family: str, name: str, dtype: Any, grid: int, block: int, args: tuple) -> None:
     """Launch a kernel on a 1-D grid; in debug mode wait for it and name it if it failed."""
     kernel(family, name, dtype)((grid,), (block,), args)
-    if _debug:
+    if _debug and not graphs.capturing():  # a capturing stream cannot be synchronised
         _check(family, name)
 
 

@@ -92,7 +92,7 @@ def check_range(op: str, what: str, index: Any, low: int, high: int, where: str)
                              f"{where}")
     elif index.size:
         checks.defer((index < low) | (index >= high),
-                     f"{op}: a {what} is out of bounds for {where}")
+                     f"{op}: a value of the {what} is out of bounds for {where}")
 
 
 def _is_mask(it: Any) -> bool:

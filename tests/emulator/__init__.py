@@ -110,6 +110,18 @@ class EmulatedKernel:
         count = getattr(lib, f"gf_describe_{index}")(kinds, sizes)
         self.signature = [(_KINDS[kinds[i]], sizes[i]) for i in range(count)]
 
+    def check(self, grid, block, args) -> None:
+        """Everything a launch checks before it runs (shape, argument count and C types),
+        without running the kernel."""
+        grid, block = _dim3(grid), _dim3(block)
+        if np.prod(block) > 1024 or min(grid + block) < 1:
+            raise ValueError(f"{self.name}: bad launch shape grid={grid} block={block}")
+        if len(args) != len(self.signature):
+            raise TypeError(f"{self.name}: takes {len(self.signature)} arguments, got "
+                            f"{len(args)}")
+        for pos, (arg, (kind, size)) in enumerate(zip(args, self.signature)):
+            self._pack(pos, arg, kind, size, {})
+
     def __call__(self, grid, block, args, shared_mem: int = 0) -> None:
         grid, block = _dim3(grid), _dim3(block)
         if shared_mem:
