@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from emulator import cublas
 
-from gradflow.cuda import blas
+from gradflow.cuda import blas, compiler
+from gradflow.ops.matmul import matmul_arrays
 
 
 @pytest.fixture
 def emulated(monkeypatch):
-    """blas.matmul on NumPy arrays taking its cuBLAS path, with the emulated call."""
-    monkeypatch.setattr(blas, "uses_cublas", lambda a, b: a.dtype == b.dtype)
+    """The cuBLAS launcher blas.matmul on NumPy arrays, with the emulated call."""
     monkeypatch.setattr(blas, "_run", cublas.gemm_strided_batched)
     return blas.matmul
 
@@ -97,7 +97,15 @@ def test_mismatched_inner_sizes_name_the_shapes():
         blas.plan(np.zeros((2, 3)), np.zeros((4, 5)), np)
 
 
-def test_numpy_arrays_take_numpy_matmul():
+def test_matmul_arrays_sends_only_kernel_arrays_of_one_dtype_to_cublas(monkeypatch):
+    """The op decides: NumPy arrays, and kernel arrays of two dtypes, take xp.matmul."""
+    launched = []
+    monkeypatch.setattr(blas, "matmul", lambda a, b: launched.append((a.dtype, b.dtype)))
     a, b = np.arange(6.0).reshape(2, 3), np.arange(3.0)
-    assert not blas.uses_cublas(a, b)
-    np.testing.assert_array_equal(blas.matmul(a, b), a @ b)
+    np.testing.assert_array_equal(matmul_arrays(a, b), a @ b)
+    assert launched == []
+    monkeypatch.setattr(compiler, "uses_kernels", lambda x: x.dtype in compiler.C_TYPES)
+    np.testing.assert_array_equal(matmul_arrays(a, b.astype(np.float32)), a @ b)
+    assert launched == []
+    matmul_arrays(a, b)
+    assert launched == [(np.dtype(np.float64), np.dtype(np.float64))]

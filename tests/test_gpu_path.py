@@ -269,6 +269,9 @@ def test_missing_cuda_libraries_make_cuda_unavailable_with_a_reason(fake_cuda, m
         gf.zeros(1, device="cuda")
     assert "pip install 'gradflow[cuda13]'" in str(info.value)
     assert "libcublas.so.13" in str(info.value)
+    with pytest.raises(RuntimeError, match="gradflow.cuda: CUDA is not available: the CUDA "
+                       "libraries gradflow needs are missing"):
+        gf.cuda.init()
 
 
 _real_missing = libraries.missing

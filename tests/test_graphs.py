@@ -11,7 +11,7 @@ from helpers import to_numpy
 import gradflow as gf
 import gradflow.nn.functional as F
 from gradflow import models, nn, random
-from gradflow.cuda import graphs
+from gradflow.cuda import graphs, step_tables
 from gradflow.cuda import random as cuda_random
 
 
@@ -111,24 +111,25 @@ def _set_grads(params, seed):
                                          ("RMSprop", dict(lr=0.01, momentum=0.5)),
                                          ("Adagrad", dict(lr=0.1, lr_decay=0.01))])
 def test_a_replay_prepares_the_host_side_of_a_step(kernel_backend, name, kwargs):
-    """replay_host_step does what step does on the host: counts, version bumps, and this
-    step's hyperparameter rows (with the scheduler's learning rate) in the device table."""
+    """step_tables.replay_host_step does what step does on the host: counts, version bumps,
+    and this step's hyperparameter rows (with the scheduler's learning rate) in the device
+    table."""
     with kernel_backend.active():
         params = _quadratic_params(kernel_backend.device)
         opt = getattr(gf.optim, name)(params, **kwargs)
         _set_grads(params, 0)
         opt.step()
-        signature = opt.launch_signature(params)
+        signature = step_tables.launch_signature(opt, params)
         steps = [opt.state[p].get("step") for p in params]
         versions = [p._version for p in params]
         opt.param_groups[0]["lr"] = 0.025
         opt.zero_grad()  # a step that drops its gradients at its end replays the same way
-        opt.replay_host_step(params)
-        assert opt.launch_signature(params) == signature
+        step_tables.replay_host_step(opt, params)
+        assert step_tables.launch_signature(opt, params) == signature
         assert [opt.state[p].get("step") for p in params] == [
             None if s is None else s + 1 for s in steps]
         assert [p._version for p in params] == [v + 1 for v in versions]
-        ((table, _),) = opt._tables.values()
+        (table,) = step_tables.tables(opt).values()
         table = to_numpy(table) if not isinstance(table, np.ndarray) else table
         want = [opt._scalars(opt.state[p], opt.param_groups[0]) for p in params]
         np.testing.assert_array_equal(table, np.array(want))
@@ -142,19 +143,47 @@ def test_the_launch_signature_notices_what_a_graph_cannot_follow(kernel_backend)
         opt = gf.optim.SGD(params, lr=0.1, momentum=0.9)
         _set_grads(params, 0)
         opt.step()
-        signature = opt.launch_signature(params)
+        signature = step_tables.launch_signature(opt, params)
         opt.param_groups[0]["lr"] = 0.5  # a hyperparameter: uploaded, not baked
         _set_grads(params, 1)  # gradients: produced by the graph itself
-        assert opt.launch_signature(params) == signature
+        assert step_tables.launch_signature(opt, params) == signature
         opt.param_groups[0]["nesterov"] = True  # a flag: baked into the launch
-        assert opt.launch_signature(params) != signature
+        assert step_tables.launch_signature(opt, params) != signature
         opt.param_groups[0]["nesterov"] = False
-        assert opt.launch_signature(params) == signature
+        assert step_tables.launch_signature(opt, params) == signature
         opt.load_state_dict(opt.state_dict())  # new state arrays
-        assert opt.launch_signature(params) != signature
-        signature = opt.launch_signature(params)
+        assert step_tables.launch_signature(opt, params) != signature
+        signature = step_tables.launch_signature(opt, params)
         params[0].data = params[0].data.clone()  # a parameter on new memory
-        assert opt.launch_signature(params) != signature
+        assert step_tables.launch_signature(opt, params) != signature
+
+
+def test_a_captured_step_defers_its_rows_and_refuses_what_it_cannot_fuse(kernel_backend,
+                                                                          fake_capture):
+    """During capture a step notes its optimizer and the parameters it updates, and its rows
+    wait for the capture's end (the table keeps the last eager step's); a parameter whose
+    state the fused kernel cannot take is refused rather than updated by the reference."""
+    with kernel_backend.active():
+        params = _quadratic_params(kernel_backend.device)
+        opt = gf.optim.SGD(params, lr=0.1, momentum=0.9)
+        _set_grads(params, 0)
+        opt.step()
+        (table,) = step_tables.tables(opt).values()
+        before = np.array(to_numpy(table) if not isinstance(table, np.ndarray) else table)
+        opt.param_groups[0]["lr"] = 0.5
+        session = fake_capture()
+        opt.step()
+        ((noted, stepped),) = session.optimizers.values()
+        assert noted is opt and [id(p) for p in stepped] == [id(p) for p in params]
+        ((deferred, rows),) = session.uploads
+        assert deferred is table
+        np.testing.assert_array_equal(rows[:, 0], [0.5, 0.5])
+        now = to_numpy(table) if not isinstance(table, np.ndarray) else table
+        np.testing.assert_array_equal(now, before)
+        opt.state[params[1]]["momentum_buffer"] = gf.zeros(5, 2, device=params[1].device)[:, 0]
+        with pytest.raises(RuntimeError, match=r"SGD: a parameter of shape \(5,\) cannot use "
+                                               "the fused update"):
+            opt.step()
 
 
 def test_a_fallback_update_is_refused_during_capture(fake_capture):

@@ -61,9 +61,9 @@ def _softmax_xent(dt):
 
 
 def _optim(dt):
-    from gradflow.cuda import optim
+    from gradflow.cuda import optim, step_tables
     p, hp = _a((3, 4), dt), _a((2, 8), np.float64)[1]
-    optim.upload(_a((2, 8), np.float64), np.ones((2, 8)))
+    step_tables.upload(_a((2, 8), np.float64), np.ones((2, 8)))
     g = _a((3, 4), np.float32)  # a gradient of another dtype is cast first
     for buf in (None, _a((3, 4), dt)):
         optim.sgd(p, g, buf, hp, nesterov=True, maximize=False, first_step=buf is None)

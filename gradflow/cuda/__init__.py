@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import random as _random
-from ..backend import as_device, cuda_available, cupy_module
+from ..backend import as_device, cuda_available, cuda_unavailable_reason, cupy_module
 from . import checks, graphs
 from .graphs import compile_step
 from .memory import (
@@ -19,8 +19,18 @@ from .oom import OutOfMemoryError
 
 
 def is_available() -> bool:
-    """True when CuPy is installed and a GPU is visible (never imports CuPy otherwise)."""
+    """True when CuPy imports, a GPU is visible and the CUDA libraries gradflow needs (NVRTC,
+    cuBLAS, the CUDA runtime) load; `init()` says why not."""
     return cuda_available()
+
+
+def init() -> None:
+    """Raise a RuntimeError saying, in words a user can act on, why CUDA cannot be used here
+    (CuPy missing, no driver or GPU, a CUDA library missing); return when it can
+    (torch.cuda.init)."""
+    reason = cuda_unavailable_reason()
+    if reason is not None:
+        raise RuntimeError(f"gradflow.cuda: CUDA is not available: {reason}")
 
 
 def device_count() -> int:
@@ -75,7 +85,7 @@ def set_rng_state_all(states: list) -> None:
 
 
 __all__ = ["OutOfMemoryError", "compile_step", "current_device", "device_count", "empty_cache",
-           "get_rng_state",
+           "get_rng_state", "init",
            "get_rng_state_all", "is_available", "manual_seed", "manual_seed_all",
            "max_memory_allocated", "memory_allocated", "memory_reserved",
            "reset_peak_memory_stats", "set_rng_state", "set_rng_state_all", "synchronize"]

@@ -1,4 +1,5 @@
-"""Matrix products on the GPU through cuBLAS's C API, with NumPy's matmul semantics.
+"""Matrix products on the GPU through cuBLAS's C API, with NumPy's matmul semantics. This
+module only launches: `gradflow.ops.matmul.matmul_arrays` decides which products come here.
 
 Why not CuPy's matmul, nor even CuPy's low-level cuBLAS bindings: every one of them first
 calls CuPy's setStream, which raises NotImplementedError while the stream captures a CUDA
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import array_module, cupy_module
-from . import compiler, libraries
+from . import libraries
 
 OP_N, OP_T = 0, 1  # cublasOperation_t
 _DEFAULT_MATH, _TF32_MATH = 0, 3  # cublasMath_t
@@ -60,16 +61,10 @@ class Gemm:
     out_shape: tuple
 
 
-def uses_cublas(a: Any, b: Any) -> bool:
-    """True when `matmul` calls cuBLAS itself: CuPy arrays of one float32/float64 dtype."""
-    return compiler.uses_kernels(a) and a.dtype == b.dtype
-
-
 def matmul(a: Any, b: Any) -> Any:
-    """a @ b for NumPy or CuPy arrays (NumPy's matmul rules, 1-D operands included)."""
+    """a @ b by cuBLAS, for CuPy arrays of one float32/float64 dtype (NumPy's matmul rules,
+    1-D operands included); `gradflow.ops.matmul.matmul_arrays` sends the others elsewhere."""
     xp = array_module(a)
-    if not uses_cublas(a, b):
-        return xp.matmul(a, b)
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
     if a2.size and b2.size:

@@ -44,7 +44,8 @@ def name_expressions(source: str) -> list:
 
 def uses_kernels(array: Any) -> bool:
     """True when gradflow's own kernels handle ops on `array`: a CuPy array of a kernel
-    dtype. Other arrays take the array-module path."""
+    dtype. Other arrays take the array-module path. Each op family asks once, at its entry in
+    gradflow/ops/ (the op decides the backend; no layer above asks)."""
     return array_module(array) is not np and array.dtype in C_TYPES
 
 

@@ -19,10 +19,10 @@ replays the graph instead of running Python:
 What changes between replays is handled outside the graph, in stream order before each
 launch: the tensor arguments are copied into the graph's static inputs; every optimizer that
 stepped during capture advances its step counts and uploads its current hyperparameters (a
-scheduler's new learning rate takes effect); the GPU random generator's offset is written to
-the graph's counter and advanced, so dropout draws fresh masks exactly where eager steps
-would. Allocations made during capture come from a memory pool private to the graph, so no
-eager allocation can reuse memory the graph writes.
+scheduler's new learning rate takes effect; gradflow/cuda/step_tables.py has that protocol);
+the GPU random generator's offset is written to the graph's counter and advanced, so dropout
+draws fresh masks exactly where eager steps would. Allocations made during capture come from
+a memory pool private to the graph, so no eager allocation can reuse memory the graph writes.
 
 Rules for `fn` (as for any CUDA graph): it must not read GPU values on the host (`.item()`,
 printing, `bool(t)`; capture fails with an error that says so); it must zero or drop the
@@ -41,7 +41,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..backend import cupy_module
-from . import checks, memory, optim
+from . import checks, memory, step_tables
 
 _local = threading.local()
 
@@ -52,13 +52,15 @@ def capturing() -> bool:
 
 
 def note_optimizer(optimizer: Any, stepped: list) -> None:
-    """Called by an optimizer stepping during capture with the parameters it updates, so
-    each replay can do that step's host side (step counts, hyperparameters)."""
+    """Called (by `step_tables.for_step`) for an optimizer stepping during capture, with the
+    parameters it updates, so each replay can do that step's host side (step counts,
+    hyperparameters)."""
     _local.session.optimizers[id(optimizer)] = (optimizer, stepped)
 
 
 def note_upload(table: Any, rows: np.ndarray) -> None:
-    """A hyperparameter upload asked for during capture; done once the capture ends."""
+    """A hyperparameter upload asked for during capture (by `step_tables`); done on the
+    capture stream once the capture ends."""
     _local.session.uploads.append((table, rows))
 
 
@@ -87,11 +89,12 @@ class _Graph:
                  drawn: int, device: Any) -> None:
         self.graph, self.pool, self.inputs, self.outputs = graph, pool, inputs, outputs
         self.optimizers = list(session.optimizers.values())
-        self.signatures = [opt.launch_signature(stepped) for opt, stepped in self.optimizers]
+        self.signatures = [step_tables.launch_signature(opt, stepped)
+                           for opt, stepped in self.optimizers]
         self.rng_state, self.drawn, self.device = session.rng_state, drawn, device
 
     def still_valid(self) -> bool:
-        return all(opt.launch_signature(stepped) == sig
+        return all(step_tables.launch_signature(opt, stepped) == sig
                    for (opt, stepped), sig in zip(self.optimizers, self.signatures))
 
 
@@ -173,7 +176,7 @@ class CompiledStep:
             _check_outputs(outputs)
         with device, stream:
             for table, rows in session.uploads:
-                optim.upload(table, rows)
+                step_tables.upload(table, rows)
         return _Graph(graph, pool, static, outputs, session, drawn, device)
 
     def _replay(self, graph: _Graph, args: tuple) -> Any:
@@ -187,7 +190,7 @@ class CompiledStep:
                     if isinstance(a, Tensor):
                         cp.copyto(static.array, a.array)
                 for opt, stepped in graph.optimizers:
-                    opt.replay_host_step(stepped)
+                    step_tables.replay_host_step(opt, stepped)
             return self._launch(graph)
 
     def _launch(self, graph: _Graph) -> Any:

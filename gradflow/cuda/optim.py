@@ -1,19 +1,19 @@
 """Launchers for kernels/optim.cu: each optimizer's update as one kernel per parameter.
 
 A kernel reads its hyperparameters from `hp`, the parameter's row of a device table that
-`upload` refreshes before every step (stream-ordered, from pinned memory, so a step already
-queued keeps its values and the host never waits); the optimizer classes in gradflow/optim
-build the rows and call these when `fusable` holds: the parameter and its state on the GPU,
-contiguous. Their NumPy twins (`sgd_step`, `adam_step`, ...) are the reference.
+gradflow/cuda/step_tables.py rewrites before every step, in stream order (so a step captured
+in a CUDA graph replays with the current values); the optimizer base in gradflow/optim calls
+its class's fused update, and so these, when `fusable` holds: the parameter and its state on
+the GPU, contiguous, of one dtype. Their NumPy twins (`sgd_step`, `adam_step`, ...) are the
+reference.
 """
 from __future__ import annotations
 
-import collections
 from typing import Any
 
 import numpy as np
 
-from ..backend import array_module, cupy_module
+from ..backend import array_module
 from . import compiler
 
 
@@ -22,33 +22,6 @@ def fusable(param: Any, *state: Any) -> bool:
     return compiler.uses_kernels(param) and all(
         s is None or (s.flags.c_contiguous and s.dtype == param.dtype)
         for s in (param, *state))
-
-
-_in_flight: dict = {}  # device id -> uploads still queued: (event, their pinned host block)
-
-
-def upload(table: Any, rows: np.ndarray) -> None:
-    """Write the host `rows` into the device `table` in order on the current stream.
-
-    NOTE: the copy is made from pinned memory, so it is truly asynchronous: a copy from
-    pageable memory makes the host wait for the stream. Each upload takes a fresh pinned
-    block and keeps it until an event after its copy has passed, so no queued copy ever
-    reads a block that a later upload is filling."""
-    if array_module(table) is np:  # the kernel emulator runs on NumPy arrays
-        table[...] = rows
-        return
-    cp = cupy_module()
-    stream = cp.cuda.get_current_stream()
-    pending = _in_flight.setdefault(table.device.id, collections.deque())
-    while pending and pending[0][0].done:  # cudaEventQuery: asks, never waits
-        pending.popleft()
-    block = cp.cuda.alloc_pinned_memory(rows.nbytes)
-    host = np.frombuffer(block, rows.dtype, rows.size).reshape(rows.shape)
-    host[...] = rows
-    table.set(host, stream=stream)
-    event = cp.cuda.Event(disable_timing=True)
-    event.record(stream)
-    pending.append((event, block))
 
 
 def _run(name: str, param: Any, grad: Any, state: tuple, hp: Any, flags: tuple) -> None:

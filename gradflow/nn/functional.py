@@ -1,8 +1,10 @@
 """Functional forms of the layers and losses (torch.nn.functional).
 
 Everything here is composed from gradflow's differentiable ops, so gradients and second
-derivatives come from those ops. On the GPU, batch_norm (training) and cross_entropy run fused
-kernels instead; the composites here stay their reference and give their double backward.
+derivatives come from those ops. These forms check arguments as torch does and never ask
+which backend runs: the ops decide. batch_norm and cross_entropy call their families in
+`gradflow.ops.batchnorm` and `gradflow.ops.softmax_xent`, which pick a fused kernel or its
+composite reference; log_softmax and nll_loss, which that reference uses, live there too.
 """
 from __future__ import annotations
 
@@ -11,18 +13,17 @@ from typing import Any
 
 from .. import dtypes
 from ..autograd.grad_mode import no_grad
-from ..creation import arange, rand, zeros
-from ..cuda import compiler
+from ..creation import rand, zeros
+from ..ops import batchnorm, softmax_xent
 from ..ops.conv import conv2d
 from ..ops.elementwise import erf, exp, log, maximum, minimum, relu, sigmoid, tanh, where
-from ..ops.index import cat, check_range
-from ..ops.loss import SoftmaxCrossEntropy
+from ..ops.index import cat
 from ..ops.matmul import LinearProduct
-from ..ops.norm import BatchNormTrain
 from ..ops.pad import pad
 from ..ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
-from ..ops.reduce import amax, logsumexp
-from ..ops.shape import reshape
+from ..ops.reduce import amax
+from ..ops.shape import channel_view, reshape
+from ..ops.softmax_xent import log_softmax
 from ..ops.util import normalize_dim
 from ..tensor import Tensor
 from . import _checks
@@ -83,12 +84,6 @@ def scaled_tanh(input: Tensor) -> Tensor:
     return tanh(input * (2 / 3)) * 1.7159
 
 
-def log_softmax(input: Tensor, dim: int) -> Tensor:
-    """log of softmax, computed as x - logsumexp(x): stable for logits of any size."""
-    dim = normalize_dim("log_softmax", dim, input.ndim)
-    return input - logsumexp(input, dim, keepdim=True)
-
-
 def softmax(input: Tensor, dim: int) -> Tensor:
     dim = normalize_dim("softmax", dim, input.ndim)
     shifted = input - amax(input.detach(), dim, keepdim=True)
@@ -121,11 +116,6 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 
 
 # -- normalisation ------------------------------------------------------------------------------
-def _channel_view(t: Tensor, ndim: int) -> Tensor:
-    """A per-channel (C,) tensor shaped to broadcast over (N, C, ...) inputs."""
-    return reshape(t, (1, -1) + (1,) * (ndim - 2))
-
-
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                weight: Tensor | None = None, bias: Tensor | None = None,
                training: bool = False, momentum: float | None = 0.1,
@@ -133,8 +123,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     """Normalise each channel by batch statistics (training) or running ones (eval).
 
     In training the running averages are updated in place with the unbiased variance, as in
-    torch; `momentum=None` is handled by the module (cumulative average). On the GPU,
-    training runs the fused kernels of `gradflow.ops.norm`; this composite is their reference.
+    torch; `momentum=None` is handled by the module (cumulative average). The op family
+    `gradflow.ops.batchnorm` computes it, with fused kernels on the GPU.
     """
     if input.ndim < 2:
         raise RuntimeError(f"batch_norm: expected an input with at least 2 dims (N, C, ...), "
@@ -151,43 +141,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                          f"got input size {tuple(input.shape)}; for inference on one sample, "
                          f"call model.eval() first")
     m = 0.1 if momentum is None else momentum
-    if compiler.uses_kernels(input.array) and (training or running_mean is None):
-        update = training and running_mean is not None
-        return BatchNormTrain.apply(
-            input, weight, bias, running_mean=running_mean if update else None,
-            running_var=running_var if update else None, momentum=m, eps=eps,
-            reference=lambda x, w, b: _batch_norm_reference(x, None, None, w, b, True, m, eps))
-    return _batch_norm_reference(input, running_mean, running_var, weight, bias, training, m,
-                                 eps)
-
-
-def _batch_norm_reference(input: Tensor, running_mean: Tensor | None,
-                          running_var: Tensor | None, weight: Tensor | None,
-                          bias: Tensor | None, training: bool, momentum: float,
-                          eps: float) -> Tensor:
-    """batch_norm composed from differentiable ops (arguments already checked)."""
-    c = input.shape[1]
-    axes = (0,) + tuple(range(2, input.ndim))
-    if training or running_mean is None:
-        count = input.numel() // max(c, 1)
-        mean = input.mean(axes, keepdim=True)
-        centred = input - mean
-        var = (centred * centred).mean(axes, keepdim=True)
-        if training and running_mean is not None:
-            with no_grad():
-                running_mean.mul_(1 - momentum).add_(reshape(mean.detach(), (c,)) * momentum)
-                unbiased = reshape(var.detach(), (c,)) * (count / max(count - 1, 1))
-                running_var.mul_(1 - momentum).add_(unbiased * momentum)
-    else:
-        mean = _channel_view(running_mean, input.ndim)
-        centred = input - mean
-        var = _channel_view(running_var, input.ndim)
-    out = centred / (var + eps).sqrt()
-    if weight is not None:
-        out = out * _channel_view(weight, input.ndim)
-    if bias is not None:
-        out = out + _channel_view(bias, input.ndim)
-    return out
+    return batchnorm.batch_norm(input, running_mean, running_var, weight, bias, training, m,
+                                eps)
 
 
 def _check_norm_options(op: str, momentum: float | None, eps: float) -> None:
@@ -226,8 +181,8 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
     grouped = reshape(input, (n, num_groups, -1))
     out = reshape(_normalize_over(grouped, (2,), eps), tuple(input.shape))
     if weight is not None:
-        out = out * _channel_view(weight, input.ndim)
-    return out if bias is None else out + _channel_view(bias, input.ndim)
+        out = out * channel_view(weight, input.ndim)
+    return out if bias is None else out + channel_view(bias, input.ndim)
 
 
 def instance_norm(input: Tensor, running_mean: Tensor | None = None,
@@ -252,8 +207,8 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None,
     else:
         out = batch_norm(input, running_mean, running_var, None, None, False, momentum, eps)
     if weight is not None:
-        out = out * _channel_view(weight, input.ndim)
-    return out if bias is None else out + _channel_view(bias, input.ndim)
+        out = out * channel_view(weight, input.ndim)
+    return out if bias is None else out + channel_view(bias, input.ndim)
 
 
 def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75,
@@ -312,14 +267,6 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     return Tensor._wrap((tensor.array[..., None] == eye).astype(dtypes.int64))
 
 
-def _classes_last(input: Tensor) -> Tensor:
-    """(N, C, d1, ...) -> (N * d1 * ..., C); (N, C) and (C,) pass through as rows."""
-    if input.ndim <= 2:
-        return reshape(input, (-1, input.shape[-1]))
-    perm = (0,) + tuple(range(2, input.ndim)) + (1,)
-    return reshape(input.permute(*perm), (-1, input.shape[1]))
-
-
 def _check_targets(op: str, input: Tensor, target: Tensor) -> None:
     if target.dtype.kind not in "iu":
         raise TypeError(f"{op}: expected target of class indices with an integer dtype, got "
@@ -336,72 +283,20 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
     _checks.choice("nll_loss", "reduction", reduction, REDUCTIONS)
     _checks.integer("nll_loss", "ignore_index", ignore_index)
     _check_targets("nll_loss", input, target)
-    logp = _classes_last(input)
-    c = logp.shape[1]
-    flat = reshape(target, (-1,))
-    valid = flat != ignore_index
-    safe = where(valid, flat, 0)
-    check_range("nll_loss", "target", safe.array, 0, c,
-                f"{c} classes (input shape {tuple(input.shape)})")
-    rows = arange(logp.shape[0], device=logp.device)
-    picked = logp[rows, safe]
-    w = valid.to(logp.dtype) if weight is None else where(valid, weight[safe], 0.0)
-    losses = -picked * w
-    if reduction == "mean":
-        return losses.sum() / w.sum()
-    out = _reduce(losses, reduction)
-    return reshape(out, tuple(target.shape)) if reduction == "none" else out
+    return softmax_xent.nll_loss(input, target, weight, ignore_index, reduction)
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
-    """log_softmax + nll_loss over class indices, with torch's label smoothing; one fused
-    kernel each way on the GPU (`gradflow.ops.loss`), with this composite as its reference."""
+    """log_softmax + nll_loss over class indices, with torch's label smoothing; the op family
+    `gradflow.ops.softmax_xent` computes it, with one fused kernel each way on the GPU."""
     _checks.real("cross_entropy", "label_smoothing", label_smoothing, 0, 1)
     _checks.choice("cross_entropy", "reduction", reduction, REDUCTIONS)
     _checks.integer("cross_entropy", "ignore_index", ignore_index)
     _check_targets("cross_entropy", input, target)
-    fused = compiler.uses_kernels(input.array) and input.numel() > 0 and (
-        weight is None or not weight.requires_grad)
-    if not fused:
-        return _cross_entropy_reference(input, target, weight, ignore_index, reduction,
-                                        label_smoothing)
-    rows = _classes_last(input)
-    loss = SoftmaxCrossEntropy.apply(
-        rows, reshape(target, (-1,)), weight, ignore_index=ignore_index,
-        smoothing=label_smoothing, reduction=reduction,
-        reference=lambda x, t, w: _cross_entropy_reference(x, t, w, ignore_index, reduction,
-                                                            label_smoothing))
-    return reshape(loss, tuple(target.shape)) if reduction == "none" else loss
-
-
-def _cross_entropy_reference(input: Tensor, target: Tensor, weight: Tensor | None,
-                             ignore_index: int, reduction: str,
-                             label_smoothing: float) -> Tensor:
-    """cross_entropy composed from differentiable ops (arguments already checked)."""
-    class_dim = 1 if input.ndim >= 2 else 0
-    logp = log_softmax(input, class_dim)
-    nll = nll_loss(logp, target, weight, ignore_index, reduction)
-    if label_smoothing == 0.0:
-        return nll
-    rows = _classes_last(logp)
-    c = rows.shape[1]
-    per_class = rows if weight is None else rows * weight
-    smooth = -per_class.sum(1)
-    flat = reshape(target, (-1,))
-    valid = flat != ignore_index
-    smooth = where(valid, smooth, 0.0)
-    if reduction == "mean":
-        if weight is None:
-            smooth = smooth.sum() / valid.sum()
-        else:
-            smooth = smooth.sum() / where(valid, weight[where(valid, flat, 0)], 0.0).sum()
-    elif reduction == "sum":
-        smooth = smooth.sum()
-    else:
-        smooth = reshape(smooth, tuple(target.shape))
-    return nll * (1 - label_smoothing) + smooth * (label_smoothing / c)
+    return softmax_xent.cross_entropy(input, target, weight, ignore_index, reduction,
+                                      label_smoothing)
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:

@@ -1,12 +1,14 @@
 """2-D convolution lowered to im2col and a batched matmul (as in Caffe and Chainer).
 
 `im2col_array` copies every kernel window of the padded input into a column and
-`col2im_array`, its adjoint, adds columns back into the image; on the GPU both are kernels of
-kernels/conv.cu. Three ops close under differentiation: `Conv2d`, its input gradient
-`Conv2dGradInput` (a transposed convolution) and its weight gradient `Conv2dGradWeight`; each
-one's backward is made of the three, so every derivative order works. Each runs over the batch
-in chunks whose columns fit in the workspace limit (`set_conv_workspace_limit`), so the
-lowered buffer stays bounded.
+`col2im_array`, its adjoint, adds columns back into the image. Each is its family's one entry:
+kernel arrays run the kernels of kernels/conv.cu, other arrays the NumPy/CuPy reference beside
+it (`im2col_reference`, `col2im_reference`); the products go through `matmul_arrays`
+(gradflow.ops.matmul), which picks cuBLAS or the array module. Three ops close under
+differentiation: `Conv2d`, its input gradient `Conv2dGradInput` (a transposed convolution)
+and its weight gradient `Conv2dGradWeight`; each one's backward is made of the three, so every
+derivative order works. Each runs over the batch in chunks whose columns fit in the workspace
+limit (`set_conv_workspace_limit`), so the lowered buffer stays bounded.
 The pooling ops reuse the windows through `Im2col`.
 """
 from __future__ import annotations
@@ -19,9 +21,10 @@ import numpy as np
 
 from ..autograd.function import Op
 from ..backend import array_module
-from ..cuda import blas, compiler
+from ..cuda import compiler
 from ..cuda import conv as kernels
 from ..tensor import Tensor
+from .matmul import matmul_arrays
 from .pad import constant_pad_array
 from .shape import reshape, squeeze, unsqueeze
 
@@ -45,9 +48,15 @@ def im2col_array(a: Any, window: Window, value: float, batch_inner: bool = False
     """(N, C, H, W) -> (N, C*kh*kw, oh*ow): one column per output pixel, its rows ordered
     (channel, kernel row, kernel column) like a flattened (O, C, kh, kw) weight. With
     `batch_inner`, (C*kh*kw, N*oh*ow): the whole batch's columns side by side, so that one
-    matrix product convolves the batch (many small products run far slower)."""
+    matrix product convolves the batch (many small products run far slower). Kernel arrays
+    run kernels/conv.cu's im2col, others `im2col_reference`."""
     if compiler.uses_kernels(a):
         return kernels.im2col(a, window, value, batch_inner)
+    return im2col_reference(a, window, value, batch_inner)
+
+
+def im2col_reference(a: Any, window: Window, value: float, batch_inner: bool = False):
+    """`im2col_array` by strided views of the padded input, for NumPy or CuPy arrays."""
     xp = array_module(a)
     n, c, h, w = a.shape
     (kh, kw), (sh, sw), (dh, dw) = window.kernel, window.stride, window.dilation
@@ -68,9 +77,15 @@ def im2col_array(a: Any, window: Window, value: float, batch_inner: bool = False
 
 def col2im_array(cols: Any, shape: tuple, window: Window, batch_inner: bool = False):
     """The adjoint of `im2col_array` (of the same layout): add each column entry back onto
-    the pixel it was read from, one strided-slice add per kernel tap, and drop the padding."""
+    the pixel it was read from, and drop the padding. Kernel arrays run kernels/conv.cu's
+    col2im (a gather), others `col2im_reference`."""
     if compiler.uses_kernels(cols):
         return kernels.col2im(cols, shape, window, batch_inner)
+    return col2im_reference(cols, shape, window, batch_inner)
+
+
+def col2im_reference(cols: Any, shape: tuple, window: Window, batch_inner: bool = False):
+    """`col2im_array` by one strided-slice add per kernel tap, for NumPy or CuPy arrays."""
     xp = array_module(cols)
     n, c, h, w = shape
     (kh, kw), (sh, sw), (dh, dw) = window.kernel, window.stride, window.dilation
@@ -161,7 +176,7 @@ def conv2d_array(x, w, window: Window, groups: int):
     out = xp.empty((n, o, oh * ow), x.dtype)
     for part in _batch_chunks(n, x.shape, window, x.itemsize):
         cols = im2col_array(x[part], window, 0.0, batch_inner=True)
-        prod = blas.matmul(weight, cols.reshape(groups, -1, cols.shape[-1]))
+        prod = matmul_arrays(weight, cols.reshape(groups, -1, cols.shape[-1]))
         out[part] = prod.reshape(o, -1, oh * ow).transpose(1, 0, 2)
     return out.reshape(n, o, oh, ow)
 
@@ -175,7 +190,7 @@ def conv2d_grad_input_array(gy, w, shape: tuple, window: Window, groups: int):
     gx = xp.empty(shape, gy.dtype)
     for part in _batch_chunks(n, shape, window, gy.itemsize):
         chunk = grads[part]
-        cols = blas.matmul(weight_t, _channels_outer(chunk, groups))
+        cols = matmul_arrays(weight_t, _channels_outer(chunk, groups))
         gx[part] = col2im_array(cols.reshape(-1, cols.shape[-1]),
                                 (chunk.shape[0],) + tuple(shape[1:]), window, batch_inner=True)
     return gx
@@ -191,7 +206,7 @@ def conv2d_grad_weight_array(x, gy, wshape: tuple, window: Window, groups: int):
     for part in _batch_chunks(n, x.shape, window, x.itemsize):
         cols = im2col_array(x[part], window, 0.0, batch_inner=True)
         rhs = cols.reshape(groups, -1, cols.shape[-1]).transpose(0, 2, 1)
-        gw += blas.matmul(_channels_outer(grads[part], groups), rhs)
+        gw += matmul_arrays(_channels_outer(grads[part], groups), rhs)
     return gw.reshape(wshape)
 
 

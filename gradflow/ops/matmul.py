@@ -1,11 +1,27 @@
 """Matrix product with NumPy's matmul semantics: 1-D, 2-D, batched and broadcast batches,
-and the dense layer's product x W^T. On CUDA tensors CuPy sends them to cuBLAS."""
+and the dense layer's product x W^T.
+
+`matmul_arrays` is the family's one entry on arrays, used by these ops and by convolution's
+lowered products: kernel arrays of one dtype go to cuBLAS (gradflow.cuda.blas, which also runs
+inside a captured CUDA graph), every other array to its array module's matmul.
+"""
 from __future__ import annotations
 
+from typing import Any
+
 from ..autograd.function import Op
-from ..cuda import blas
+from ..backend import array_module
+from ..cuda import blas, compiler
 from ..tensor import Tensor
 from .shape import reshape, sum_to, transpose, unsqueeze
+
+
+def matmul_arrays(a: Any, b: Any) -> Any:
+    """a @ b for NumPy or CuPy arrays (NumPy's matmul rules, 1-D operands included): cuBLAS
+    for kernel arrays (CuPy float32/float64) of one dtype, `xp.matmul` otherwise."""
+    if compiler.uses_kernels(a) and a.dtype == b.dtype:
+        return blas.matmul(a, b)
+    return array_module(a).matmul(a, b)
 
 
 def _check(a: Tensor, b: Tensor) -> None:
@@ -37,7 +53,7 @@ class Matmul(Op):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return blas.matmul(a.array, b.array)
+        return matmul_arrays(a.array, b.array)
 
     @staticmethod
     def backward(ctx, g):
@@ -70,7 +86,7 @@ class LinearProduct(Op):
     @staticmethod
     def forward(ctx, x, w):
         ctx.save_for_backward(x, w)
-        return blas.matmul(x.array, w.array.T)
+        return matmul_arrays(x.array, w.array.T)
 
     @staticmethod
     def backward(ctx, g):

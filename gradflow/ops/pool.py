@@ -4,9 +4,9 @@
 Fixed windows are conv's `Im2col` columns, so the backward is `Col2im`: the max's gradient
 reaches its argmax through `max` along the window axis, the average's is spread by `sum`.
 Adaptive windows differ in size; they are gathered at the largest size with `getitem`, whose
-backward is a scatter-add. On the GPU, max, average and adaptive-average pooling run the
-kernels of kernels/pool.cu instead (`MaxPool2dKernel`, `LinearPoolKernel`); the compositions
-here are their reference.
+backward is a scatter-add. `max_pool2d`, `avg_pool2d` and `adaptive_avg_pool2d` each pick, once:
+kernel arrays run the kernel ops of kernels/pool.cu (`MaxPool2dKernel`, `LinearPoolKernel`),
+other arrays the composite reference beside them (`_max_pool2d_reference`, ...).
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class MaxPool2dKernelBackward(Op):
         return reshape(picked, argmax.shape)
 
 
-class KernelPool(NamedTuple):
+class PoolKernels(NamedTuple):
     """A linear pooling map run by kernels: `forward(x)` and its adjoint `adjoint(g, shape)`."""
 
     forward: Callable
@@ -168,10 +168,17 @@ def max_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
     if compiler.uses_kernels(x.array):
         values, indices = MaxPool2dKernel.apply(x, out_size=out_size, window=window)
     else:
-        values, taps = reduce.max(_windows(x, window, _lowest(x.dtype), out_size), dim=2)
-        indices = _plane_indices(taps, window, x.shape[3]) if return_indices else None
+        values, indices = _max_pool2d_reference(x, window, out_size, return_indices)
     out = from_batch(values, batched)
     return (out, from_batch(indices, batched)) if return_indices else out
+
+
+def _max_pool2d_reference(x: Tensor, window: Window, out_size: tuple,
+                          return_indices: bool) -> tuple:
+    """max_pool2d of a 4-D x from differentiable ops: `max` along each Im2col window, and the
+    plane indices of the maxima when asked (else None)."""
+    values, taps = reduce.max(_windows(x, window, _lowest(x.dtype), out_size), dim=2)
+    return values, _plane_indices(taps, window, x.shape[3]) if return_indices else None
 
 
 def _window_counts(n: int, n_out: int, k: int, s: int, p: int, include_pad: bool):
@@ -198,17 +205,26 @@ def avg_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
         geometry = dict(kernel=window.kernel, stride=window.stride,
                         padding=(window.padding[0], window.padding[2]),
                         count_include_pad=count_include_pad, divisor=divisor_override)
-        pool = KernelPool(functools.partial(kernels.avgpool2d, out_size=out_size, **geometry),
-                          functools.partial(kernels.avgpool2d_backward, **geometry))
-        return from_batch(LinearPoolKernel.apply(x, pool=pool), batched)
+        pool = PoolKernels(functools.partial(kernels.avgpool2d, out_size=out_size, **geometry),
+                           functools.partial(kernels.avgpool2d_backward, **geometry))
+        out = LinearPoolKernel.apply(x, pool=pool)
+    else:
+        out = _avg_pool2d_reference(x, window, out_size, count_include_pad, divisor_override)
+    return from_batch(out, batched)
+
+
+def _avg_pool2d_reference(x: Tensor, window: Window, out_size: tuple, count_include_pad: bool,
+                          divisor_override: int | None) -> Tensor:
+    """avg_pool2d of a 4-D x from differentiable ops: `sum` along each Im2col window, over
+    torch's divisor."""
     total = reduce.sum(_windows(x, window, 0.0, out_size), dim=2)
     if divisor_override is not None:
-        return from_batch(total / divisor_override, batched)
+        return total / divisor_override
     pad = (window.padding[0], window.padding[2])
     counts = [_window_counts(n, o, k, s, p, count_include_pad) for n, o, k, s, p in
               zip(x.shape[2:], out_size, window.kernel, window.stride, pad)]
     divisor = move_array(np.outer(*counts).astype(x.dtype), x.device)
-    return from_batch(total / Tensor._wrap(divisor), batched)
+    return total / Tensor._wrap(divisor)
 
 
 def _adaptive_size(op: str, x: Tensor, output_size: Any) -> tuple:
@@ -253,14 +269,24 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
     _check_float("adaptive_avg_pool2d", x)
     out_size = _adaptive_size("adaptive_avg_pool2d", x, output_size)
     if compiler.uses_kernels(x.array):
-        pool = KernelPool(functools.partial(kernels.adaptive_avgpool2d, out_size=out_size),
-                          kernels.adaptive_avgpool2d_backward)
-        return from_batch(LinearPoolKernel.apply(x, pool=pool), batched)
+        pool = PoolKernels(functools.partial(kernels.adaptive_avgpool2d, out_size=out_size),
+                           kernels.adaptive_avgpool2d_backward)
+        out = LinearPoolKernel.apply(x, pool=pool)
+    else:
+        out = _adaptive_avg_pool2d_reference(x, out_size)
+    return from_batch(out, batched)
+
+
+def _adaptive_avg_pool2d_reference(x: Tensor, out_size: tuple) -> Tensor:
+    """adaptive_avg_pool2d of a 4-D x from differentiable ops: a plain average pool when the
+    cells tile the input evenly, else a weighted sum over the gathered windows."""
     if _divides(x, out_size):
-        return avg_pool2d(input, (x.shape[2] // out_size[0], x.shape[3] // out_size[1]))
+        kernel = (x.shape[2] // out_size[0], x.shape[3] // out_size[1])
+        window = Window(kernel, kernel, (1, 1), (0, 0, 0, 0))
+        return _avg_pool2d_reference(x, window, out_size, True, None)
     windows, _, mask = _adaptive_windows(x, out_size)
     weights = move_array((mask / mask.sum(-1, keepdims=True)).astype(x.dtype), x.device)
-    return from_batch(reduce.sum(windows * Tensor._wrap(weights), dim=-1), batched)
+    return reduce.sum(windows * Tensor._wrap(weights), dim=-1)
 
 
 def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = False):

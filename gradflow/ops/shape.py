@@ -1,5 +1,6 @@
 """Shape ops: reshape/view, permute/transpose, squeeze/unsqueeze/flatten, expand, sum_to,
-contiguous. Each returns a view where the array library can, like PyTorch."""
+contiguous, and the per-channel view the normalisations broadcast with. Each returns a view
+where the array library can, like PyTorch."""
 from __future__ import annotations
 
 from typing import Any
@@ -163,6 +164,12 @@ def unsqueeze(x: Tensor, dim: int) -> Tensor:
     shape = list(x.shape)
     shape.insert(d, 1)
     return reshape(x, tuple(shape))
+
+
+def channel_view(t: Tensor, ndim: int) -> Tensor:
+    """A per-channel (C,) tensor shaped (1, C, 1, ...) to broadcast over (N, C, ...) inputs
+    of `ndim` dimensions."""
+    return reshape(t, (1, -1) + (1,) * (ndim - 2))
 
 
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:

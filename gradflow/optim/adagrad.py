@@ -55,12 +55,17 @@ class Adagrad(Optimizer):
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         return clr, group["weight_decay"], group["eps"]
 
-    def _update(self, p: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any],
-                hp: Any | None) -> None:
-        if hp is not None and fused.fusable(p.array, state["sum"].array):
-            fused.adagrad(p.array, grad, state["sum"].array, hp, maximize=group["maximize"])
-            return
-        self._reference_update(p)
-        adagrad_step(p.array, grad, state["sum"].array, step=state["step"], lr=group["lr"],
-                     lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
-                     eps=group["eps"], maximize=group["maximize"])
+    def _state_arrays(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
+        return (state["sum"].array,)
+
+    def _fused_update(self, p: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any],
+                      hp: Any) -> None:
+        fused.adagrad(p.array, grad, *self._state_arrays(state, group), hp,
+                      maximize=group["maximize"])
+
+    def _reference_update(self, p: Tensor, grad: Any, state: dict[str, Any],
+                          group: dict[str, Any]) -> None:
+        adagrad_step(p.array, grad, *self._state_arrays(state, group), step=state["step"],
+                     lr=group["lr"], lr_decay=group["lr_decay"],
+                     weight_decay=group["weight_decay"], eps=group["eps"],
+                     maximize=group["maximize"])

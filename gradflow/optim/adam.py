@@ -73,19 +73,22 @@ class Adam(Optimizer):
         return (group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
                 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5)
 
-    def _update(self, p: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any],
-                hp: Any | None) -> None:
-        arrays = (state["exp_avg"].array, state["exp_avg_sq"].array,
-                  state["max_exp_avg_sq"].array if group["amsgrad"] else None)
-        if hp is not None and fused.fusable(p.array, *arrays):
-            fused.adam(p.array, grad, *arrays, hp, maximize=group["maximize"],
-                       decoupled_weight_decay=group["decoupled_weight_decay"])
-            return
-        self._reference_update(p)
+    def _state_arrays(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
+        return (state["exp_avg"].array, state["exp_avg_sq"].array,
+                state["max_exp_avg_sq"].array if group["amsgrad"] else None)
+
+    def _fused_update(self, p: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any],
+                      hp: Any) -> None:
+        fused.adam(p.array, grad, *self._state_arrays(state, group), hp,
+                   maximize=group["maximize"],
+                   decoupled_weight_decay=group["decoupled_weight_decay"])
+
+    def _reference_update(self, p: Tensor, grad: Any, state: dict[str, Any],
+                          group: dict[str, Any]) -> None:
         beta1, beta2 = group["betas"]
-        adam_step(p.array, grad, *arrays, step=state["step"], lr=group["lr"], beta1=beta1,
-                  beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-                  maximize=group["maximize"],
+        adam_step(p.array, grad, *self._state_arrays(state, group), step=state["step"],
+                  lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                  weight_decay=group["weight_decay"], maximize=group["maximize"],
                   decoupled_weight_decay=group["decoupled_weight_decay"])
 
 

@@ -1,9 +1,14 @@
 """Optimizer: the base of every optimizer (torch.optim.Optimizer).
 
 It owns what all optimizers share: parameter groups with per-group options, per-parameter state,
-the step loop, `zero_grad`, and `state_dict`/`load_state_dict` in torch's format. A subclass
-supplies `_init_state` (its lazily created state) and `_update` (which calls its update rule, a
-function on raw arrays that works in place on NumPy and CuPy alike).
+the step loop, `zero_grad`, and `state_dict`/`load_state_dict` in torch's format. For each
+parameter the step picks the update once: the fused kernel (gradflow/cuda/optim.py) when a
+hyperparameter row was written for it and `fusable` holds, else the reference rule, a function
+on raw arrays that works in place on NumPy and CuPy alike. A subclass supplies its lazily
+created state (`_init_state`), the state arrays its update writes (`_state_arrays`), the two
+updates (`_fused_update`, `_reference_update`), and for the device tables its hyperparameter
+row (`_scalars`) and by-value flags (`_flags`); gradflow/cuda/step_tables.py keeps the tables
+and what a captured step needs replayed.
 """
 from __future__ import annotations
 
@@ -11,12 +16,10 @@ import copy
 from collections import defaultdict
 from typing import Any, Callable, Iterable
 
-import numpy as np
-
 from ..autograd.grad_mode import enable_grad
-from ..backend import array_module, cupy_module, move_array, on_device
-from ..cuda import graphs
+from ..backend import move_array, on_device
 from ..cuda import optim as fused
+from ..cuda import step_tables
 from ..nn import _checks
 from ..tensor import Tensor
 
@@ -32,7 +35,6 @@ class Optimizer:
         self.defaults = defaults
         self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
-        self._tables: dict = {}  # (device, shape) -> (device table, the rows last written)
         if isinstance(params, Tensor):
             raise TypeError(f"{self._name}: params should be an iterable of Tensors or dicts, "
                             "but got a Tensor; wrap it in a list")
@@ -120,20 +122,16 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         todo = self._begin_step()
-        tables = self._hyper_tables(todo)
-        if graphs.capturing():
-            graphs.note_optimizer(self, [p for p, _, _ in todo])
-        for i, (p, state, group) in enumerate(todo):
-            table = tables.get(_device_key(p.array))
+        rows = step_tables.for_step(self, todo)
+        for (p, state, group), hp in zip(todo, rows):
             with on_device(p.device):
-                self._update(p, p.grad.array, state, group,
-                             None if table is None else table[i])
+                self._update(p, p.grad.array, state, group, hp)
         return loss
 
     def _begin_step(self, stepped: list | None = None) -> list:
         """The host side of a step: (parameter, state, group) for each parameter with a
-        gradient (or each of `stepped`), its state created on its first step and its step
-        count advanced."""
+        gradient (or each of `stepped`, when a captured step replays), its state created on its
+        first step and its step count advanced."""
         todo = []
         chosen = None if stepped is None else {id(p) for p in stepped}
         for group in self.param_groups:
@@ -150,50 +148,38 @@ class Optimizer:
                 todo.append((p, state, group))
         return todo
 
-    def _hyper_tables(self, todo: list) -> dict:
-        """The fused kernels' hyperparameters, one row per parameter of `todo`, as a device
-        table per GPU the parameters live on (none on the CPU). Rows are written in stream
-        order; during a graph capture they wait until the capture ends (`replay_host_step`)."""
-        keys = {_device_key(p.array) for p, _, _ in todo if fused.fusable(p.array)}
-        if not keys:
-            return {}
-        rows = np.array([self._scalars(state, group) for _, state, group in todo], np.float64)
-        tables = {}
-        for key in keys:
-            table, written = self._tables.get((key, rows.shape), (None, None))
-            if table is None:
-                table = _new_table(key, rows.shape)
-            tables[key] = table
-            if graphs.capturing():
-                graphs.note_upload(table, rows)
-            elif written is None or not np.array_equal(written, rows):
-                fused.upload(table, rows)  # most steps of SGD change nothing: no copy then
-            self._tables[(key, rows.shape)] = (table, rows)
-        return tables
+    def _update(self, p: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any],
+                hp: Any | None) -> None:
+        """Update `p.array` and its state in place, fused or reference, chosen here only: the
+        fused kernel when the step wrote a hyperparameter row `hp` for `p` and the arrays
+        allow (on the GPU, contiguous, one dtype), else the reference, which a capture
+        refuses."""
+        if hp is not None and fused.fusable(p.array, *self._state_arrays(state, group)):
+            self._fused_update(p, grad, state, group, hp)
+            return
+        step_tables.check_reference_update(self, p)
+        self._reference_update(p, grad, state, group)
 
-    def replay_host_step(self, stepped: list) -> None:
-        """What `step` does on the host, for a captured step about to be replayed: advance the
-        step counts of the parameters it updates (`stepped`, as noted during capture) and
-        upload this step's hyperparameters."""
-        self._hyper_tables(self._begin_step(stepped))
+    # -- what a subclass supplies -------------------------------------------------------------
+    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        """The state a parameter starts with, created on its first step."""
+        return {}
 
-    def launch_signature(self, stepped: list) -> tuple:
-        """Everything a captured step baked into its launches besides the gradients (which
-        the graph itself produces): which arrays each update of `stepped` writes, and the
-        flags passed by value. A replay is valid only while it is unchanged."""
-        chosen = {id(p) for p in stepped}
-        return tuple((_address(p.array), self._flags(self.state[p], group),
-                      tuple(_address(v.array) for v in self.state[p].values()
-                            if isinstance(v, Tensor)))
-                     for group in self.param_groups for p in group["params"] if id(p) in chosen)
+    def _state_arrays(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
+        """The state arrays the update writes, in the fused kernel's order (None for a slot
+        this group does not use): `fusable` must hold for them, and a captured step bakes
+        their addresses in."""
+        raise NotImplementedError(f"{self._name} must define _state_arrays()")
 
-    def _reference_update(self, p: Tensor) -> None:
-        """Called before an update takes the NumPy/CuPy reference path: refused during a
-        graph capture, whose launches would bake this step's hyperparameters in."""
-        if graphs.capturing():
-            raise RuntimeError(f"{self._name}: a parameter of shape {tuple(p.shape)} cannot use "
-                               "the fused update (non-contiguous, or state of another dtype), "
-                               "so its step cannot be captured in a CUDA graph")
+    def _fused_update(self, p: Tensor, grad: Any, state: dict[str, Any],
+                      group: dict[str, Any], hp: Any) -> None:
+        """The update through the fused kernel, its hyperparameters read from row `hp`."""
+        raise NotImplementedError(f"{self._name} must define _fused_update()")
+
+    def _reference_update(self, p: Tensor, grad: Any, state: dict[str, Any],
+                          group: dict[str, Any]) -> None:
+        """The update through the NumPy/CuPy reference rule (the CPU's, and the fallback)."""
+        raise NotImplementedError(f"{self._name} must define _reference_update()")
 
     def _scalars(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
         """The hyperparameter row the fused kernel reads for one parameter this step."""
@@ -202,17 +188,6 @@ class Optimizer:
     def _flags(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
         """The options the fused kernel takes by value (fixed while a captured step replays)."""
         return tuple(v for v in group.values() if isinstance(v, bool))
-
-    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
-        """The state a parameter starts with, created on its first step."""
-        return {}
-
-    def _update(self, p: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any],
-                hp: Any | None) -> None:
-        """Apply the update rule to `p.array` and the state arrays, in place: through the
-        fused kernel with hyperparameter row `hp` when it is given and the arrays allow,
-        otherwise through the NumPy/CuPy reference."""
-        raise NotImplementedError(f"{self._name} must define _update()")
 
     @staticmethod
     def _full_like(p: Tensor, value: float = 0.0) -> Tensor:
@@ -261,25 +236,6 @@ class Optimizer:
         for saved, group in zip(saved_groups, self.param_groups):
             saved["params"] = group["params"]
         self.state, self.param_groups = state, saved_groups
-
-
-def _device_key(array: Any) -> int | None:
-    """Which GPU's table a parameter's kernel reads (None for NumPy arrays, which the kernel
-    emulator runs)."""
-    return None if array_module(array) is np else array.device.id
-
-
-def _new_table(key: int | None, shape: tuple) -> Any:
-    if key is None:
-        return np.empty(shape, np.float64)
-    cp = cupy_module()
-    with cp.cuda.Device(key):
-        return cp.empty(shape, np.float64)
-
-
-def _address(array: Any) -> int:
-    return array.__array_interface__["data"][0] if array_module(array) is np else \
-        array.data.ptr
 
 
 def _check_ordered(name: str, params: Any) -> None:

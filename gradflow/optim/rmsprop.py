@@ -66,15 +66,19 @@ class RMSprop(Optimizer):
         momentum = group["momentum"] if "momentum_buffer" in state else 0.0
         return group["lr"], group["alpha"], group["eps"], group["weight_decay"], momentum
 
-    def _update(self, p: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any],
-                hp: Any | None) -> None:
-        grad_avg = state["grad_avg"].array if group["centered"] else None
-        buf = state["momentum_buffer"].array if group["momentum"] > 0 else None
-        arrays = (state["square_avg"].array, grad_avg, buf)
-        if hp is not None and fused.fusable(p.array, *arrays):
-            fused.rmsprop(p.array, grad, *arrays, hp, maximize=group["maximize"])
-            return
-        self._reference_update(p)
-        rmsprop_step(p.array, grad, *arrays, lr=group["lr"], alpha=group["alpha"],
-                     eps=group["eps"], weight_decay=group["weight_decay"],
-                     momentum=group["momentum"], maximize=group["maximize"])
+    def _state_arrays(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
+        return (state["square_avg"].array,
+                state["grad_avg"].array if group["centered"] else None,
+                state["momentum_buffer"].array if group["momentum"] > 0 else None)
+
+    def _fused_update(self, p: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any],
+                      hp: Any) -> None:
+        fused.rmsprop(p.array, grad, *self._state_arrays(state, group), hp,
+                      maximize=group["maximize"])
+
+    def _reference_update(self, p: Tensor, grad: Any, state: dict[str, Any],
+                          group: dict[str, Any]) -> None:
+        rmsprop_step(p.array, grad, *self._state_arrays(state, group), lr=group["lr"],
+                     alpha=group["alpha"], eps=group["eps"],
+                     weight_decay=group["weight_decay"], momentum=group["momentum"],
+                     maximize=group["maximize"])

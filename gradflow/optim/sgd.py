@@ -57,18 +57,21 @@ class SGD(Optimizer):
     def _flags(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
         return group["nesterov"], group["maximize"], "momentum_buffer" in state
 
-    def _update(self, p: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any],
-                hp: Any | None) -> None:
+    def _state_arrays(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
         buf = state.get("momentum_buffer")
-        if hp is not None and fused.fusable(p.array, None if buf is None else buf.array):
-            first = group["momentum"] != 0 and buf is None
-            if first:
-                buf = state["momentum_buffer"] = Tensor._wrap(p._xp.empty_like(p.array))
-            fused.sgd(p.array, grad, None if buf is None else buf.array, hp,
-                      nesterov=group["nesterov"], maximize=group["maximize"], first_step=first)
-            return
-        self._reference_update(p)
-        buf = sgd_step(p.array, grad, None if buf is None else buf.array, lr=group["lr"],
+        return (None if buf is None else buf.array,)
+
+    def _fused_update(self, p: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any],
+                      hp: Any) -> None:
+        first = group["momentum"] != 0 and state.get("momentum_buffer") is None
+        if first:  # the kernel fills the buffer from the gradient without reading it
+            state["momentum_buffer"] = Tensor._wrap(p._xp.empty_like(p.array))
+        fused.sgd(p.array, grad, *self._state_arrays(state, group), hp,
+                  nesterov=group["nesterov"], maximize=group["maximize"], first_step=first)
+
+    def _reference_update(self, p: Tensor, grad: Any, state: dict[str, Any],
+                          group: dict[str, Any]) -> None:
+        buf = sgd_step(p.array, grad, *self._state_arrays(state, group), lr=group["lr"],
                        momentum=group["momentum"], dampening=group["dampening"],
                        weight_decay=group["weight_decay"], nesterov=group["nesterov"],
                        maximize=group["maximize"])
