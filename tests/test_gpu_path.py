@@ -81,6 +81,26 @@ def test_a_compiled_step_on_the_second_gpu_runs_there(fake_cuda):
     assert fake_cuda.count("graph_launch") == 2 and fake_cuda.count("device_mismatch") == 0
 
 
+def test_one_compiled_step_captures_on_each_gpu_with_that_gpus_stream(fake_cuda):
+    """A stream belongs to one device: a step called with tensors on cuda:0, then on cuda:1,
+    captures and replays each on a stream of its own device."""
+    gf.manual_seed(0)
+    models_by_device = {d: gf.nn.Linear(3, 2).to(d) for d in ("cuda:0", "cuda:1")}
+
+    def train_step(x):
+        model = models_by_device[str(x.device)]
+        loss = model(x).sum()
+        loss.backward()
+        return loss
+
+    step = gf.compile_step(train_step, warmup=1)
+    for device in ("cuda:0", "cuda:1"):
+        x = gf.ones(4, 3, device=device)
+        for _ in range(3):
+            assert step(x).device == gf.device(device)
+    assert {d: s.device_id for d, s in step._streams.items()} == {0: 0, 1: 1}
+
+
 ZOO = {"lenet5": (1, 28), "alexnet32": (3, 32), "vgg11_bn32": (3, 32),
        "resnet18_32": (3, 32), "alexnet": (3, 224), "vgg11_bn": (3, 224), "resnet18": (3, 224)}
 OPTIMIZERS = {
@@ -226,7 +246,7 @@ def test_a_graph_random_state_is_made_before_the_capture_stream_waits(fake_cuda)
     made = next(i for i, e in enumerate(log)
                 if e.kind == "alloc" and e.ptr == graph.rng_state.data.ptr)
     waited = next(i for i, e in enumerate(log)
-                  if e.kind == "wait" and e.stream == step._capture_stream().ptr)
+                  if e.kind == "wait" and e.stream == step._capture_stream(0).ptr)
     assert graph.drawn > 0 and made < waited
 
 

@@ -111,7 +111,7 @@ class CompiledStep:
         self.fn, self.warmup = fn, warmup
         self._graphs: dict = {}
         self._calls: dict = {}
-        self._stream = None
+        self._streams: dict = {}  # device id -> the stream this step captures and replays on
 
     def __call__(self, *args: Any) -> Any:
         from ..tensor import Tensor
@@ -153,7 +153,7 @@ class CompiledStep:
             blas.handle()  # cuBLAS's handle and workspace exist before capture
             static = [Tensor._wrap(a.array.copy()) if isinstance(a, Tensor) else a
                       for a in args]
-            stream = self._capture_stream()
+            stream = self._capture_stream(device.id)
             session = _Capture(cp.zeros(2, np.uint64))
             stream.wait_event(cp.cuda.get_current_stream().record())
             pool = memory.private_pool(device.id)
@@ -183,7 +183,7 @@ class CompiledStep:
         from ..tensor import Tensor
         cp = cupy_module()
         with graph.device:
-            stream = self._capture_stream()
+            stream = self._capture_stream(graph.device.id)
             stream.wait_event(cp.cuda.get_current_stream().record())
             with stream:
                 for static, a in zip(graph.inputs, args):
@@ -196,22 +196,25 @@ class CompiledStep:
     def _launch(self, graph: _Graph) -> Any:
         from ..random import cuda_generators
         cp = cupy_module()
-        stream = self._capture_stream()
-        with graph.device, stream:
-            if graph.drawn:
-                seed, offset = cuda_generators.take(graph.device.id, graph.drawn)
-                graph.rng_state[:1].fill(np.uint64(seed))
-                graph.rng_state[1:].fill(np.uint64(offset))
-            graph.graph.launch(stream)
-            checks.replayed(graph.device.id)
-            result = _detached_copies(graph.outputs)
-        cp.cuda.get_current_stream().wait_event(stream.record())
+        stream = self._capture_stream(graph.device.id)
+        with graph.device:
+            with stream:
+                if graph.drawn:
+                    seed, offset = cuda_generators.take(graph.device.id, graph.drawn)
+                    graph.rng_state[:1].fill(np.uint64(seed))
+                    graph.rng_state[1:].fill(np.uint64(offset))
+                graph.graph.launch(stream)
+                checks.replayed(graph.device.id)
+                result = _detached_copies(graph.outputs)
+            cp.cuda.get_current_stream().wait_event(stream.record())
         return result
 
-    def _capture_stream(self) -> Any:
-        if self._stream is None:
-            self._stream = cupy_module().cuda.Stream(non_blocking=True)
-        return self._stream
+    def _capture_stream(self, device_id: int) -> Any:
+        """This step's stream on GPU `device_id` (a stream belongs to one device)."""
+        if device_id not in self._streams:
+            with cupy_module().cuda.Device(device_id):
+                self._streams[device_id] = cupy_module().cuda.Stream(non_blocking=True)
+        return self._streams[device_id]
 
 
 def compile_step(fn: Callable, *, warmup: int = 2) -> CompiledStep:
