@@ -130,3 +130,15 @@ def check_gradcheck(fn, *arrays, second_order=True):
     assert gf.autograd.gradcheck(f, inputs)
     if second_order:
         assert gf.autograd.gradgradcheck(f, inputs)
+
+
+def train_step(model, opt):
+    """The standard training step on (x, y) as a closure, for eager calls and compile_step:
+    zero the gradients, cross-entropy, backward, optimizer step; returns the loss."""
+    def step(x, y):
+        opt.zero_grad()
+        loss = gf.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step

@@ -8,6 +8,7 @@ import gc
 
 import numpy as np
 import pytest
+from helpers import train_step
 
 import gradflow as gf
 import gradflow.nn.functional as F
@@ -194,14 +195,7 @@ def test_compile_step_captures_a_lenet5_step_and_replays_it_without_syncs(fake_c
     model = models.lenet5().to("cuda")
     opt = gf.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
 
-    def train_step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    step = gf.compile_step(train_step, warmup=1)
+    step = gf.compile_step(train_step(model, opt), warmup=1)
     x = gf.tensor(rng.standard_normal((4, 1, 28, 28)).astype(np.float32), device="cuda")
     y = gf.tensor(rng.integers(0, 10, 4), device="cuda")
     logs = []

@@ -10,6 +10,7 @@ import gc
 
 import numpy as np
 import pytest
+from helpers import train_step
 
 import gradflow as gf
 import gradflow.nn.functional as F
@@ -62,14 +63,7 @@ def test_a_compiled_step_on_the_second_gpu_runs_there(fake_cuda):
     model = models.lenet5().to("cuda:1")
     opt = gf.optim.Adam(model.parameters(), lr=1e-3)
 
-    def train_step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    step = gf.compile_step(train_step, warmup=1)
+    step = gf.compile_step(train_step(model, opt), warmup=1)
     x = gf.randn(2, 1, 28, 28, device="cuda:1")
     y = gf.tensor([3, 7], device="cuda:1")
     fake_cuda.clear_events()
@@ -87,13 +81,13 @@ def test_one_compiled_step_captures_on_each_gpu_with_that_gpus_stream(fake_cuda)
     gf.manual_seed(0)
     models_by_device = {d: gf.nn.Linear(3, 2).to(d) for d in ("cuda:0", "cuda:1")}
 
-    def train_step(x):
+    def forward_backward(x):
         model = models_by_device[str(x.device)]
         loss = model(x).sum()
         loss.backward()
         return loss
 
-    step = gf.compile_step(train_step, warmup=1)
+    step = gf.compile_step(forward_backward, warmup=1)
     for device in ("cuda:0", "cuda:1"):
         x = gf.ones(4, 3, device=device)
         for _ in range(3):
@@ -208,14 +202,7 @@ def test_a_captured_step_uses_a_pool_the_statistics_count(fake_cuda):
     model = models.lenet5().to("cuda")
     opt = gf.optim.SGD(model.parameters(), lr=0.1)
 
-    def train_step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    step = gf.compile_step(train_step, warmup=1)
+    step = gf.compile_step(train_step(model, opt), warmup=1)
     x, y = gf.randn(2, 1, 28, 28, device="cuda"), gf.tensor([0, 1], device="cuda")
     step(x, y)
     step(x, y)  # captured
@@ -229,14 +216,7 @@ def test_a_graph_random_state_is_made_before_the_capture_stream_waits(fake_cuda)
     model = gf.nn.Sequential(gf.nn.Flatten(), gf.nn.Dropout(0.5), gf.nn.Linear(8, 2)).to("cuda")
     opt = gf.optim.SGD(model.parameters(), lr=0.1)
 
-    def train_step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    step = gf.compile_step(train_step, warmup=1)
+    step = gf.compile_step(train_step(model, opt), warmup=1)
     x, y = gf.randn(4, 2, 4, device="cuda"), gf.tensor([0, 1, 1, 0], device="cuda")
     step(x, y)
     fake_cuda.clear_events()

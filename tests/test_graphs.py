@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import to_numpy
+from helpers import to_numpy, train_step
 
 import gradflow as gf
-import gradflow.nn.functional as F
 from gradflow import models, nn, random
 from gradflow.cuda import graphs, step_tables
 from gradflow.cuda import random as cuda_random
@@ -32,16 +31,6 @@ def fake_capture(monkeypatch):
     graphs._local.session = None
 
 
-def _lenet_step(model, opt):
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
-
-
 def _batches(n, batch, device="cpu", seed=0):
     rng = np.random.default_rng(seed)
     return [(gf.tensor(rng.standard_normal((batch, 1, 28, 28)), dtype=gf.float32, device=device),
@@ -56,13 +45,13 @@ def test_on_the_cpu_the_step_runs_eagerly_every_call():
 
     def step(x, y):
         calls.append(1)
-        return _lenet_step(model, opt)(x, y)
+        return train_step(model, opt)(x, y)
 
     compiled = gf.compile_step(step)
     gf.manual_seed(0)
     twin = models.LeNet5()
     twin_opt = gf.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9)
-    eager = _lenet_step(twin, twin_opt)
+    eager = train_step(twin, twin_opt)
     for x, y in _batches(4, 8):
         np.testing.assert_array_equal(to_numpy(compiled(x, y)), to_numpy(eager(x, y)))
     assert len(calls) == 4
@@ -231,7 +220,7 @@ def _train_pair(make_model, make_opt, batches, *, schedule=None, warmup=2):
         model = make_model().to("cuda")
         opt = make_opt(model.parameters())
         sched = schedule(opt) if schedule else None
-        step = _lenet_step(model, opt)
+        step = train_step(model, opt)
         if compiled:
             step = gf.compile_step(step, warmup=warmup)
         gf.manual_seed(1)
@@ -283,7 +272,7 @@ def test_a_new_batch_shape_is_captured_separately():
 def test_a_host_read_inside_the_step_fails_with_a_clear_error():
     model = models.LeNet5().to("cuda")
     opt = gf.optim.SGD(model.parameters(), lr=0.05)
-    inner = _lenet_step(model, opt)
+    inner = train_step(model, opt)
     step = gf.compile_step(lambda x, y: print(inner(x, y).item()), warmup=1)
     x, y = _batches(1, 8, "cuda")[0]
     step(x, y)
@@ -291,3 +280,17 @@ def test_a_host_read_inside_the_step_fails_with_a_clear_error():
         step(x, y)
     # the stream is usable afterwards
     assert np.isfinite(float(inner(x, y).item()))
+
+
+@pytest.mark.gpu
+def test_a_replayed_bounds_check_is_reported_at_the_next_host_read():
+    """A captured device-index check runs again in each replay, and its failure surfaces at
+    the next synchronisation, as an eager one does."""
+    table = gf.arange(10.0, device="cuda")
+    step = gf.compile_step(lambda index: table[index] * 2, warmup=1)
+    good = gf.tensor([1, 2], device="cuda")
+    for _ in range(3):
+        np.testing.assert_array_equal(step(good).cpu().numpy(), [2.0, 4.0])
+    step(gf.tensor([1, 12], device="cuda"))
+    with pytest.raises(IndexError, match="getitem: a value of the index is out of bounds"):
+        gf.cuda.synchronize()

@@ -28,12 +28,20 @@ def defer(bad: Any, message: str) -> None:
         _messages.append(message)
         code = _codes[message] = len(_messages)
     with cp.cuda.Device(device_id):
-        word = _words.get(device_id)
-        if word is None:
-            word = _words[device_id] = cp.zeros((), np.int32)
+        word = prepare(device_id)
         # NOTE: keeps the first failure's code: later ones only write where the word is 0
         cp.copyto(word, np.int32(code), where=(word == 0) & bad.any())
     _dirty.add(device_id)
+
+
+def prepare(device_id: int) -> Any:
+    """The error word of `device_id`, made (zeroed, from the default pool) on first use;
+    `compile_step` asks before a capture, so no captured graph makes or zeroes it."""
+    if device_id not in _words:
+        cp = _cupy()
+        with cp.cuda.Device(device_id):
+            _words[device_id] = cp.zeros((), np.int32)
+    return _words[device_id]
 
 
 def raise_pending(device_id: int | None = None) -> None:

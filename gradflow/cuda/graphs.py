@@ -150,7 +150,8 @@ class CompiledStep:
                                  "grad; a captured step takes data, and reaches parameters "
                                  "through the model and optimizer")
         with device:
-            blas.handle()  # cuBLAS's handle and workspace exist before capture
+            blas.handle()  # cuBLAS's handle and workspace exist before capture,
+            checks.prepare(device.id)  # and so does the word of the deferred checks
             static = [Tensor._wrap(a.array.copy()) if isinstance(a, Tensor) else a
                       for a in args]
             stream = self._capture_stream(device.id)
