@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .. import dtypes
+from .. import argcheck, dtypes
 from ..autograd.grad_mode import no_grad
 from ..creation import rand, zeros
 from ..ops import batchnorm, softmax_xent
@@ -26,7 +26,6 @@ from ..ops.shape import channel_view, reshape
 from ..ops.softmax_xent import log_softmax
 from ..ops.util import normalize_dim
 from ..tensor import Tensor
-from . import _checks
 
 __all__ = [
     "linear", "conv2d", "pad", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
@@ -60,19 +59,19 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
-    _checks.real("leaky_relu", "negative_slope", negative_slope)
+    argcheck.real("leaky_relu", "negative_slope", negative_slope)
     return where(input > 0, input, input * negative_slope)
 
 
 def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
-    _checks.real("elu", "alpha", alpha)
+    argcheck.real("elu", "alpha", alpha)
     # NOTE: exp is taken of min(x, 0) so the unused branch cannot overflow.
     return where(input > 0, input, (exp(minimum(input, 0.0)) - 1) * alpha)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """x * Phi(x); approximate='tanh' uses the tanh formula, as in torch."""
-    _checks.choice("gelu", "approximate", approximate, ("none", "tanh"))
+    argcheck.choice("gelu", "approximate", approximate, ("none", "tanh"))
     if approximate == "tanh":
         inner = (input + input * input * input * 0.044715) * math.sqrt(2 / math.pi)
         return input * 0.5 * (1 + tanh(inner))
@@ -93,7 +92,7 @@ def softmax(input: Tensor, dim: int) -> Tensor:
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p)."""
-    _checks.probability("dropout", p)
+    argcheck.probability("dropout", p)
     if not training or p == 0.0:
         return input
     if p == 1.0:
@@ -104,7 +103,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 
 def dropout2d(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Drop whole channels of an (N, C, H, W) or (C, H, W) input (torch's dropout2d)."""
-    _checks.probability("dropout2d", p)
+    argcheck.probability("dropout2d", p)
     if input.ndim not in (3, 4):
         raise RuntimeError(f"dropout2d: expected a 3-D or 4-D input, got shape "
                            f"{tuple(input.shape)}")
@@ -146,8 +145,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
 
 
 def _check_norm_options(op: str, momentum: float | None, eps: float) -> None:
-    _checks.momentum(op, momentum)
-    _checks.real(op, "eps", eps, 0)
+    argcheck.momentum(op, momentum)
+    argcheck.real(op, "eps", eps, 0)
 
 
 def _normalize_over(input: Tensor, axes: tuple, eps: float) -> Tensor:
@@ -159,8 +158,8 @@ def _normalize_over(input: Tensor, axes: tuple, eps: float) -> Tensor:
 
 def layer_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    shape = _checks.sizes("layer_norm", "normalized_shape", normalized_shape)
-    _checks.real("layer_norm", "eps", eps, 0)
+    shape = argcheck.sizes("layer_norm", "normalized_shape", normalized_shape)
+    argcheck.real("layer_norm", "eps", eps, 0)
     if tuple(input.shape[input.ndim - len(shape):]) != shape:
         raise RuntimeError(f"layer_norm: input shape {tuple(input.shape)} does not end with "
                            f"normalized_shape {shape}")
@@ -172,8 +171,8 @@ def layer_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = Non
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    _checks.integer("group_norm", "num_groups", num_groups, minimum=1)
-    _checks.real("group_norm", "eps", eps, 0)
+    argcheck.integer("group_norm", "num_groups", num_groups, minimum=1)
+    argcheck.real("group_norm", "eps", eps, 0)
     n, c = input.shape[0], input.shape[1]
     if c % num_groups:
         raise RuntimeError(f"group_norm: num_groups {num_groups} must divide the {c} channels "
@@ -215,7 +214,7 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
                         k: float = 1.0) -> Tensor:
     """Divide by (k + alpha * mean of squares over `size` neighbouring channels) ** beta,
     as in AlexNet (Krizhevsky et al., 2012) and torch's formula."""
-    _checks.integer("local_response_norm", "size", size, minimum=1)
+    argcheck.integer("local_response_norm", "size", size, minimum=1)
     if input.ndim < 3:
         raise RuntimeError(f"local_response_norm: expected 3-D or more input, got shape "
                            f"{tuple(input.shape)}")
@@ -244,7 +243,7 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 def _check_pointwise(op: str, input: Tensor, target: Tensor, reduction: str) -> None:
     """The checks of the element-wise losses: a known reduction and matching shapes."""
-    _checks.choice(op, "reduction", reduction, REDUCTIONS)
+    argcheck.choice(op, "reduction", reduction, REDUCTIONS)
     if input.shape != target.shape:
         raise ValueError(f"{op}: target size {tuple(target.shape)} must be the same as input "
                          f"size {tuple(input.shape)}")
@@ -255,7 +254,7 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     if tensor.dtype.kind not in "iu":
         raise TypeError(f"one_hot: expected an integer tensor of class indices, got "
                         f"{tensor.dtype}")
-    _checks.integer("one_hot", "num_classes", num_classes, minimum=-1)
+    argcheck.integer("one_hot", "num_classes", num_classes, minimum=-1)
     if num_classes < 0:
         num_classes = int(tensor.max().item()) + 1 if tensor.numel() else 0
     if tensor.numel() and (int(tensor.min().item()) < 0
@@ -280,8 +279,8 @@ def _check_targets(op: str, input: Tensor, target: Tensor) -> None:
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
              ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of the target classes given log-probabilities."""
-    _checks.choice("nll_loss", "reduction", reduction, REDUCTIONS)
-    _checks.integer("nll_loss", "ignore_index", ignore_index)
+    argcheck.choice("nll_loss", "reduction", reduction, REDUCTIONS)
+    argcheck.integer("nll_loss", "ignore_index", ignore_index)
     _check_targets("nll_loss", input, target)
     return softmax_xent.nll_loss(input, target, weight, ignore_index, reduction)
 
@@ -291,9 +290,9 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   label_smoothing: float = 0.0) -> Tensor:
     """log_softmax + nll_loss over class indices, with torch's label smoothing; the op family
     `gradflow.ops.softmax_xent` computes it, with one fused kernel each way on the GPU."""
-    _checks.real("cross_entropy", "label_smoothing", label_smoothing, 0, 1)
-    _checks.choice("cross_entropy", "reduction", reduction, REDUCTIONS)
-    _checks.integer("cross_entropy", "ignore_index", ignore_index)
+    argcheck.real("cross_entropy", "label_smoothing", label_smoothing, 0, 1)
+    argcheck.choice("cross_entropy", "reduction", reduction, REDUCTIONS)
+    argcheck.integer("cross_entropy", "ignore_index", ignore_index)
     _check_targets("cross_entropy", input, target)
     return softmax_xent.cross_entropy(input, target, weight, ignore_index, reduction,
                                       label_smoothing)

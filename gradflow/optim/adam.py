@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from .. import argcheck
 from ..backend import array_module
 from ..cuda import optim as fused
-from ..nn import _checks
 from ..tensor import Tensor
 from .optimizer import Optimizer
 
@@ -59,7 +59,7 @@ class Adam(Optimizer):
         betas = group["betas"]
         self._require(len(betas) == 2, "betas", betas, "a pair (beta1, beta2)")
         for i, beta in enumerate(betas):
-            _checks.real(self._name, f"betas[{i}]", beta)
+            argcheck.real(self._name, f"betas[{i}]", beta)
             self._require(0 <= beta < 1, f"betas[{i}]", beta, f"0 <= betas[{i}] < 1")
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:

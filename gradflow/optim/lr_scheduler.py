@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections import Counter
 from typing import Any, Callable, Iterable, Sequence
 
-from ..nn import _checks
+from .. import argcheck
 from .optimizer import Optimizer
 
 
@@ -37,7 +37,7 @@ def _check_reals(name: str, arg: str, values: list, open_low: bool = False) -> N
     """Check that each per-group value is >= 0 (> 0 with `open_low`); a list's entries are
     named arg[i]."""
     for i, v in enumerate(values):
-        _checks.real(name, arg if len(values) == 1 else f"{arg}[{i}]", v, 0, open_low=open_low)
+        argcheck.real(name, arg if len(values) == 1 else f"{arg}[{i}]", v, 0, open_low=open_low)
 
 
 class LRScheduler:
@@ -46,7 +46,7 @@ class LRScheduler:
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         _check_optimizer(type(self).__name__, optimizer)
-        _checks.integer(type(self).__name__, "last_epoch", last_epoch, minimum=-1)
+        argcheck.integer(type(self).__name__, "last_epoch", last_epoch, minimum=-1)
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
@@ -144,8 +144,8 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
-        self.step_size = _checks.integer("StepLR", "step_size", step_size, minimum=1)
-        _checks.real("StepLR", "gamma", gamma, 0)
+        self.step_size = argcheck.integer("StepLR", "step_size", step_size, minimum=1)
+        argcheck.real("StepLR", "gamma", gamma, 0)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -166,8 +166,8 @@ class MultiStepLR(LRScheduler):
                  last_epoch: int = -1) -> None:
         milestones = list(milestones)
         for i, m in enumerate(milestones):
-            _checks.integer("MultiStepLR", f"milestones[{i}]", m, minimum=0)
-        _checks.real("MultiStepLR", "gamma", gamma, 0)
+            argcheck.integer("MultiStepLR", f"milestones[{i}]", m, minimum=0)
+        argcheck.real("MultiStepLR", "gamma", gamma, 0)
         self.milestones = Counter(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -186,7 +186,7 @@ class ExponentialLR(LRScheduler):
     """Multiply the lr by gamma every epoch (torch's ExponentialLR)."""
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
-        _checks.real("ExponentialLR", "gamma", gamma, 0)
+        argcheck.real("ExponentialLR", "gamma", gamma, 0)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -205,11 +205,11 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3,
                  end_factor: float = 1.0, total_iters: int = 5, last_epoch: int = -1) -> None:
-        _checks.real("LinearLR", "start_factor", start_factor, 0, 1, open_low=True)
-        _checks.real("LinearLR", "end_factor", end_factor, 0, 1)
+        argcheck.real("LinearLR", "start_factor", start_factor, 0, 1, open_low=True)
+        argcheck.real("LinearLR", "end_factor", end_factor, 0, 1)
         self.start_factor = start_factor
         self.end_factor = end_factor
-        self.total_iters = _checks.integer("LinearLR", "total_iters", total_iters, minimum=1)
+        self.total_iters = argcheck.integer("LinearLR", "total_iters", total_iters, minimum=1)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -236,8 +236,8 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
                  last_epoch: int = -1) -> None:
-        self.T_max = _checks.integer("CosineAnnealingLR", "T_max", T_max, minimum=1)
-        _checks.real("CosineAnnealingLR", "eta_min", eta_min, 0)
+        self.T_max = argcheck.integer("CosineAnnealingLR", "T_max", T_max, minimum=1)
+        argcheck.real("CosineAnnealingLR", "eta_min", eta_min, 0)
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
 
@@ -280,7 +280,7 @@ class SequentialLR(LRScheduler):
             raise ValueError(f"SequentialLR: expects one milestone fewer than schedulers, got "
                              f"{len(schedulers)} schedulers and {len(milestones)} milestones")
         for i, m in enumerate(milestones):
-            _checks.integer("SequentialLR", f"milestones[{i}]", m, minimum=0)
+            argcheck.integer("SequentialLR", f"milestones[{i}]", m, minimum=0)
         if list(milestones) != sorted(milestones):
             raise ValueError(f"SequentialLR: milestones must be sorted, got {milestones}")
         self._schedulers = list(schedulers)
@@ -337,15 +337,15 @@ class ReduceLROnPlateau(LRScheduler):
                  cooldown: int = 0, min_lr: float | list[float] = 0,
                  eps: float = 1e-8) -> None:
         name = "ReduceLROnPlateau"
-        _checks.real(name, "factor", factor, 0)
+        argcheck.real(name, "factor", factor, 0)
         if factor >= 1.0:
             raise ValueError(f"ReduceLROnPlateau: factor must be < 1.0, got {factor}")
-        _checks.choice(name, "mode", mode, ("min", "max"))
-        _checks.choice(name, "threshold_mode", threshold_mode, ("rel", "abs"))
-        _checks.integer(name, "patience", patience, minimum=0)
-        _checks.integer(name, "cooldown", cooldown, minimum=0)
-        _checks.real(name, "threshold", threshold, 0)
-        _checks.real(name, "eps", eps, 0)
+        argcheck.choice(name, "mode", mode, ("min", "max"))
+        argcheck.choice(name, "threshold_mode", threshold_mode, ("rel", "abs"))
+        argcheck.integer(name, "patience", patience, minimum=0)
+        argcheck.integer(name, "cooldown", cooldown, minimum=0)
+        argcheck.real(name, "threshold", threshold, 0)
+        argcheck.real(name, "eps", eps, 0)
         _check_optimizer(name, optimizer)
         self.optimizer = optimizer
         self.factor = factor
@@ -426,9 +426,9 @@ class OneCycleLR(LRScheduler):
         self.total_steps = self._total_steps(total_steps, epochs, steps_per_epoch)
         if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
             raise ValueError(f"OneCycleLR: pct_start must be a float in [0, 1], got {pct_start}")
-        _checks.choice("OneCycleLR", "anneal_strategy", anneal_strategy, ("cos", "linear"))
-        _checks.real("OneCycleLR", "div_factor", div_factor, 0, open_low=True)
-        _checks.real("OneCycleLR", "final_div_factor", final_div_factor, 0, open_low=True)
+        argcheck.choice("OneCycleLR", "anneal_strategy", anneal_strategy, ("cos", "linear"))
+        argcheck.real("OneCycleLR", "div_factor", div_factor, 0, open_low=True)
+        argcheck.real("OneCycleLR", "final_div_factor", final_div_factor, 0, open_low=True)
         self.anneal_strategy = anneal_strategy
         warm_end = float(pct_start * self.total_steps) - 1
         last = self.total_steps - 1

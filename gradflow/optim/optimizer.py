@@ -16,11 +16,11 @@ import copy
 from collections import defaultdict
 from typing import Any, Callable, Iterable
 
+from .. import argcheck
 from ..autograd.grad_mode import enable_grad
 from ..backend import move_array, on_device
 from ..cuda import optim as fused
 from ..cuda import step_tables
-from ..nn import _checks
 from ..tensor import Tensor
 
 
@@ -91,7 +91,7 @@ class Optimizer:
     def _check_group(self, group: dict[str, Any]) -> None:
         """Reject bad hyper-parameters; subclasses add their own rules."""
         for arg in self._nonnegative:
-            _checks.real(self._name, arg, group[arg])
+            argcheck.real(self._name, arg, group[arg])
             self._require(group[arg] >= 0, arg, group[arg], f"{arg} >= 0")
 
     def _require(self, ok: bool, arg: str, value: Any, expected: str) -> None:

@@ -1,8 +1,8 @@
 """Activation layers (torch.nn names), including LeNet-5's scaled tanh."""
 from __future__ import annotations
 
+from ... import argcheck
 from ...tensor import Tensor
-from .. import _checks
 from .. import functional as F
 from ..module import Module
 
@@ -18,7 +18,7 @@ class ReLU(Module):
 class LeakyReLU(Module):
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
         super().__init__()
-        _checks.real("LeakyReLU", "negative_slope", negative_slope)
+        argcheck.real("LeakyReLU", "negative_slope", negative_slope)
         self.negative_slope = negative_slope
 
     def forward(self, input: Tensor) -> Tensor:
@@ -31,7 +31,7 @@ class LeakyReLU(Module):
 class ELU(Module):
     def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
-        _checks.real("ELU", "alpha", alpha)
+        argcheck.real("ELU", "alpha", alpha)
         self.alpha = alpha
 
     def forward(self, input: Tensor) -> Tensor:
@@ -44,7 +44,7 @@ class ELU(Module):
 class GELU(Module):
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()
-        self.approximate = _checks.choice("GELU", "approximate", approximate, ("none", "tanh"))
+        self.approximate = argcheck.choice("GELU", "approximate", approximate, ("none", "tanh"))
 
     def forward(self, input: Tensor) -> Tensor:
         return F.gelu(input, self.approximate)
@@ -73,7 +73,7 @@ class ScaledTanh(Module):
 class Softmax(Module):
     def __init__(self, dim: int | None = None) -> None:
         super().__init__()
-        self.dim = dim if dim is None else _checks.integer("Softmax", "dim", dim)
+        self.dim = dim if dim is None else argcheck.integer("Softmax", "dim", dim)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.softmax(input, _dim(self.dim, input))
@@ -85,7 +85,7 @@ class Softmax(Module):
 class LogSoftmax(Module):
     def __init__(self, dim: int | None = None) -> None:
         super().__init__()
-        self.dim = dim if dim is None else _checks.integer("LogSoftmax", "dim", dim)
+        self.dim = dim if dim is None else argcheck.integer("LogSoftmax", "dim", dim)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.log_softmax(input, _dim(self.dim, input))

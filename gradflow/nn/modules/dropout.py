@@ -1,8 +1,8 @@
 """Dropout layers: active in training mode, identity in eval mode."""
 from __future__ import annotations
 
+from ... import argcheck
 from ...tensor import Tensor
-from .. import _checks
 from .. import functional as F
 from ..module import Module
 
@@ -10,7 +10,7 @@ from ..module import Module
 class _DropoutNd(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
-        _checks.probability(type(self).__name__, p)
+        argcheck.probability(type(self).__name__, p)
         self.p = p
 
     def extra_repr(self) -> str:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import math
 
-from ... import creation
+from ... import argcheck, creation
 from ...ops.reduce import amax
 from ...ops.shape import flatten, reshape
 from ...tensor import Tensor
-from .. import _checks, init
 from .. import functional as F
+from .. import init
 from ..module import Module
 from ..parameter import Parameter
 
@@ -24,8 +24,8 @@ class Identity(Module):
 class Flatten(Module):
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
-        self.start_dim = _checks.integer("Flatten", "start_dim", start_dim)
-        self.end_dim = _checks.integer("Flatten", "end_dim", end_dim)
+        self.start_dim = argcheck.integer("Flatten", "start_dim", start_dim)
+        self.end_dim = argcheck.integer("Flatten", "end_dim", end_dim)
 
     def forward(self, input: Tensor) -> Tensor:
         return flatten(input, self.start_dim, self.end_dim)
@@ -53,8 +53,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  device=None, dtype=None) -> None:
         super().__init__()
-        self.in_features = _checks.integer("Linear", "in_features", in_features, minimum=0)
-        self.out_features = _checks.integer("Linear", "out_features", out_features, minimum=0)
+        self.in_features = argcheck.integer("Linear", "in_features", in_features, minimum=0)
+        self.out_features = argcheck.integer("Linear", "out_features", out_features, minimum=0)
         self.weight = Parameter(creation.empty(out_features, in_features, device=device,
                                                dtype=dtype))
         if bias:
@@ -90,9 +90,9 @@ class Maxout(Module):
 
     def __init__(self, in_features: int, out_features: int, pool_size: int) -> None:
         super().__init__()
-        _checks.integer("Maxout", "in_features", in_features, minimum=0)
-        self.out_features = _checks.integer("Maxout", "out_features", out_features, minimum=0)
-        self.pool_size = _checks.integer("Maxout", "pool_size", pool_size, minimum=1)
+        argcheck.integer("Maxout", "in_features", in_features, minimum=0)
+        self.out_features = argcheck.integer("Maxout", "out_features", out_features, minimum=0)
+        self.pool_size = argcheck.integer("Maxout", "pool_size", pool_size, minimum=1)
         self.linear = Linear(in_features, out_features * pool_size)
 
     def forward(self, input: Tensor) -> Tensor:

@@ -1,8 +1,8 @@
 """Loss modules: thin wrappers holding the options of the functional losses."""
 from __future__ import annotations
 
+from ... import argcheck
 from ...tensor import Tensor
-from .. import _checks
 from .. import functional as F
 from ..module import Module
 
@@ -10,7 +10,7 @@ from ..module import Module
 class _Loss(Module):
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = _checks.choice(type(self).__name__, "reduction", reduction,
+        self.reduction = argcheck.choice(type(self).__name__, "reduction", reduction,
                                         F.REDUCTIONS)
 
 
@@ -24,8 +24,8 @@ class CrossEntropyLoss(_WeightedLoss):
     def __init__(self, weight: Tensor | None = None, ignore_index: int = -100,
                  reduction: str = "mean", label_smoothing: float = 0.0) -> None:
         super().__init__(weight, reduction)
-        self.ignore_index = _checks.integer("CrossEntropyLoss", "ignore_index", ignore_index)
-        _checks.real("CrossEntropyLoss", "label_smoothing", label_smoothing, 0, 1)
+        self.ignore_index = argcheck.integer("CrossEntropyLoss", "ignore_index", ignore_index)
+        argcheck.real("CrossEntropyLoss", "label_smoothing", label_smoothing, 0, 1)
         self.label_smoothing = label_smoothing
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
@@ -37,7 +37,7 @@ class NLLLoss(_WeightedLoss):
     def __init__(self, weight: Tensor | None = None, ignore_index: int = -100,
                  reduction: str = "mean") -> None:
         super().__init__(weight, reduction)
-        self.ignore_index = _checks.integer("NLLLoss", "ignore_index", ignore_index)
+        self.ignore_index = argcheck.integer("NLLLoss", "ignore_index", ignore_index)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)

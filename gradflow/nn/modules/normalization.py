@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import warnings
 
-from ... import creation, dtypes
+from ... import argcheck, creation, dtypes
 from ...autograd.grad_mode import is_grad_enabled
 from ...tensor import Tensor
-from .. import _checks, init
 from .. import functional as F
+from .. import init
 from ..module import Module
 from ..parameter import Parameter
 
@@ -32,9 +32,9 @@ class _NormBase(Module):
                  track_running_stats: bool, device=None, dtype=None, bias: bool = True) -> None:
         super().__init__()
         owner = type(self).__name__
-        self.num_features = _checks.integer(owner, "num_features", num_features, minimum=1)
-        _checks.real(owner, "eps", eps, 0, open_low=True)
-        _checks.momentum(owner, momentum)
+        self.num_features = argcheck.integer(owner, "num_features", num_features, minimum=1)
+        argcheck.real(owner, "eps", eps, 0, open_low=True)
+        argcheck.momentum(owner, momentum)
         self.eps, self.momentum = eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         _affine(self, num_features, affine, bias, device, dtype)
@@ -151,8 +151,8 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, device=None, dtype=None) -> None:
         super().__init__()
-        shape = _checks.sizes("LayerNorm", "normalized_shape", normalized_shape)
-        _checks.real("LayerNorm", "eps", eps, 0, open_low=True)
+        shape = argcheck.sizes("LayerNorm", "normalized_shape", normalized_shape)
+        argcheck.real("LayerNorm", "eps", eps, 0, open_low=True)
         self.normalized_shape, self.eps = shape, eps
         self.elementwise_affine = elementwise_affine
         _affine(self, shape, elementwise_affine, bias, device, dtype)
@@ -169,13 +169,13 @@ class GroupNorm(Module):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
                  affine: bool = True, bias: bool = True, device=None, dtype=None) -> None:
         super().__init__()
-        self.num_groups = _checks.integer("GroupNorm", "num_groups", num_groups, minimum=1)
-        self.num_channels = _checks.integer("GroupNorm", "num_channels", num_channels,
+        self.num_groups = argcheck.integer("GroupNorm", "num_groups", num_groups, minimum=1)
+        self.num_channels = argcheck.integer("GroupNorm", "num_channels", num_channels,
                                             minimum=1)
         if num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
                              f"num_groups ({num_groups})")
-        _checks.real("GroupNorm", "eps", eps, 0, open_low=True)
+        argcheck.real("GroupNorm", "eps", eps, 0, open_low=True)
         self.eps, self.affine = eps, affine
         _affine(self, num_channels, affine, bias, device, dtype)
 
@@ -191,9 +191,9 @@ class LocalResponseNorm(Module):
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75,
                  k: float = 1.0) -> None:
         super().__init__()
-        self.size = _checks.integer("LocalResponseNorm", "size", size, minimum=1)
+        self.size = argcheck.integer("LocalResponseNorm", "size", size, minimum=1)
         for name, v in (("alpha", alpha), ("beta", beta), ("k", k)):
-            _checks.real("LocalResponseNorm", name, v)
+            argcheck.real("LocalResponseNorm", name, v)
         self.alpha, self.beta, self.k = alpha, beta, k
 
     def forward(self, input: Tensor) -> Tensor:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ... import argcheck
 from ...ops.conv import pair
 from ...ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from ...tensor import Tensor
-from .. import _checks
 from ..module import Module
 
 
@@ -52,7 +52,7 @@ class AvgPool2d(Module):
         super().__init__()
         _check_window("AvgPool2d", kernel_size, stride, padding)
         if divisor_override is not None:
-            _checks.integer("AvgPool2d", "divisor_override", divisor_override, minimum=1)
+            argcheck.integer("AvgPool2d", "divisor_override", divisor_override, minimum=1)
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding, self.ceil_mode = padding, ceil_mode
@@ -71,7 +71,7 @@ class AdaptiveAvgPool2d(Module):
 
     def __init__(self, output_size: Any) -> None:
         super().__init__()
-        _checks.sizes("AdaptiveAvgPool2d", "output_size", output_size, 2, allow_none=True)
+        argcheck.sizes("AdaptiveAvgPool2d", "output_size", output_size, 2, allow_none=True)
         self.output_size = output_size
 
     def forward(self, input: Tensor) -> Tensor:
@@ -86,7 +86,7 @@ class AdaptiveMaxPool2d(Module):
 
     def __init__(self, output_size: Any, return_indices: bool = False) -> None:
         super().__init__()
-        _checks.sizes("AdaptiveMaxPool2d", "output_size", output_size, 2, allow_none=True)
+        argcheck.sizes("AdaptiveMaxPool2d", "output_size", output_size, 2, allow_none=True)
         self.output_size, self.return_indices = output_size, return_indices
 
     def forward(self, input: Tensor):

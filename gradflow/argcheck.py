@@ -1,7 +1,6 @@
-"""Argument checks shared by the layers, their functional forms and the optimizers. Each
-error names the owner, the argument and the value: `StepLR: step_size must be positive,
-got 0`.
-A wrong type is a TypeError, a value out of range a ValueError."""
+"""Argument checks, one home shared by the layers, their functional forms, the ops and the
+optimizers. Each error names the owner, the argument and the value: `StepLR: step_size must
+be positive, got 0`. A wrong type is a TypeError, a value out of range a ValueError."""
 from __future__ import annotations
 
 import math
