@@ -2,8 +2,8 @@
 
     python examples/autoencoder.py [--code 16] [--epochs 10] [--plot reconstructions.png]
 
-The seeds' autoencoder (Hinton and Salakhutdinov, 2006): an encoder 784-512-128-code and a
-mirror-image decoder, trained to reconstruct its input through the small central layer. A
+After Hinton and Salakhutdinov (Science, 2006): an encoder 784-512-128-code
+and a mirror-image decoder, trained to reconstruct its input through the small central layer. A
 linear map through the same number of dimensions can do no better than PCA, so PCA's
 reconstruction error on the held-out digits is the bar the nonlinear net should clear.
 --plot saves test digits above their reconstructions (needs matplotlib).

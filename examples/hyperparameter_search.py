@@ -2,11 +2,13 @@
 
     python examples/hyperparameter_search.py --trials 10 --epochs 2
 
-The seeds' recipe: search a random set of points rather than a grid (each trial then tries a
-new value of every hyperparameter), draw scale-like hyperparameters (learning rate, weight
-decay) uniformly in their logarithm, pick the winner on a validation split, and touch the test
-set once, with the winner only. Each trial trains LeNet-5 on the bundled MNIST digits from
-the same initial weights on the same batches, so trials differ only in their hyperparameters.
+The recipe of Solberg's lecture notes ("Training convolutional networks for classification",
+IN5400, University of Oslo, 2019): search a random set of points rather than a grid (each trial
+then tries a new value of every hyperparameter), draw scale-like hyperparameters (learning
+rate, weight decay) uniformly in their logarithm, pick the winner on a validation split, and
+touch the test set once, with the winner only. Each trial trains LeNet-5 on the bundled MNIST
+digits from the same initial weights on the same batches, so trials differ only in their
+hyperparameters.
 """
 from __future__ import annotations
 

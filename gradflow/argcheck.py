@@ -1,6 +1,7 @@
 """Argument checks, one home shared by the layers, their functional forms, the ops and the
 optimizers. Each error names the owner, the argument and the value: `StepLR: step_size must
-be positive, got 0`. A wrong type is a TypeError, a value out of range a ValueError."""
+be positive, got 0`. A wrong type is a TypeError, a value out of range a ValueError (but a
+RuntimeError for the sliding-window sizes of `pair`, as torch raises)."""
 from __future__ import annotations
 
 import math
@@ -12,14 +13,30 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _at_least(minimum: int) -> str:
+    return {0: "non-negative", 1: "positive"}.get(minimum, f">= {minimum}")
+
+
 def integer(owner: str, name: str, value: Any, minimum: int | None = None) -> int:
     """`value` as an int, at least `minimum` when given (bools are refused)."""
     if not _is_int(value):
         raise TypeError(f"{owner}: {name} must be an int, got {value!r}")
     if minimum is not None and value < minimum:
-        bound = {0: "non-negative", 1: "positive"}.get(minimum, f">= {minimum}")
-        raise ValueError(f"{owner}: {name} must be {bound}, got {value!r}")
+        raise ValueError(f"{owner}: {name} must be {_at_least(minimum)}, got {value!r}")
     return int(value)
+
+
+def pair(owner: str, name: str, value: Any, minimum: int | None = None) -> tuple:
+    """An int or a pair of ints as a (height, width) pair, each at least `minimum` when given:
+    the sizes of the 2-D sliding-window ops and layers (kernel_size, stride, padding, ...).
+    NOTE: a value out of range is a RuntimeError here, as torch's conv and pooling raise."""
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2 or not all(_is_int(v) for v in items):
+        raise TypeError(f"{owner}: {name} must be an int or a pair of ints, got {value!r}")
+    items = tuple(int(v) for v in items)
+    if minimum is not None and min(items) < minimum:
+        raise RuntimeError(f"{owner}: {name} must be {_at_least(minimum)}, got {value!r}")
+    return items
 
 
 def real(owner: str, name: str, value: Any, low: float | None = None,
@@ -28,12 +45,13 @@ def real(owner: str, name: str, value: Any, low: float | None = None,
     NaN is always out of range."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
-    too_low = low is not None and (value < low or (open_low and value == low))
-    too_high = high is not None and (value > high or (open_high and value == high))
-    if too_low or too_high or math.isnan(value):
+    number = float(value)
+    too_low = low is not None and (number < low or (open_low and number == low))
+    too_high = high is not None and (number > high or (open_high and number == high))
+    if too_low or too_high or math.isnan(number):
         raise ValueError(f"{owner}: {name} must be {_range(low, high, open_low, open_high)}, "
                          f"got {value!r}")
-    return float(value)
+    return number
 
 
 def _range(low: float | None, high: float | None, open_low: bool, open_high: bool) -> str:

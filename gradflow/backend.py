@@ -61,6 +61,8 @@ class device:
     """A place where tensors live, like torch.device: 'cpu', 'cuda' or 'cuda:N'."""
 
     __slots__ = ("type", "index")
+    type: str
+    index: int | None
 
     def __init__(self, spec: "str | device", index: int | None = None) -> None:
         if isinstance(spec, device):

@@ -2,7 +2,15 @@
 code that wants its own stream (DataLoader shuffling, random_split)."""
 from __future__ import annotations
 
+import secrets
+from typing import Any
+
 import numpy as np
+
+
+def _fresh_seed() -> int:
+    """A seed from the operating system's entropy, below 2**63."""
+    return secrets.randbits(63)
 
 
 class Generator:
@@ -11,7 +19,7 @@ class Generator:
     def __init__(self, device: str = "cpu") -> None:
         if str(device) != "cpu":
             raise ValueError(f"Generator: only CPU generators are supported, got {device}")
-        self._seed = int(np.random.SeedSequence().entropy % (2 ** 63))
+        self._seed = _fresh_seed()
         self.rng = np.random.default_rng(self._seed)
 
     def manual_seed(self, seed: int) -> "Generator":
@@ -22,10 +30,10 @@ class Generator:
     def initial_seed(self) -> int:
         return self._seed
 
-    def get_state(self) -> dict:
-        return self.rng.bit_generator.state
+    def get_state(self) -> dict[str, Any]:
+        return dict(self.rng.bit_generator.state)
 
-    def set_state(self, state: dict) -> None:
+    def set_state(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state
 
 
@@ -37,7 +45,7 @@ class CudaGeneratorState:
     and the offset advances by the number of elements each draw makes."""
 
     def __init__(self) -> None:
-        self.seed = int(np.random.SeedSequence().entropy % (2 ** 63))
+        self.seed = _fresh_seed()
         self.offsets: dict = {}
         self.captured: dict | None = None  # per-device draws of a step being captured
 
@@ -99,13 +107,17 @@ def get_cuda_rng_state(index: int) -> dict:
 def set_cuda_rng_state(state: dict, index: int) -> None:
     """Restore GPU `index`'s generator from `get_cuda_rng_state`. The seed is shared by all
     devices, as `manual_seed` sets it."""
-    seed, offset = state.get("seed"), state.get("offset")
-    for name, value in (("seed", seed), ("offset", offset)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"set_rng_state: the CUDA state's {name} must be a non-negative "
-                             f"int, got {value!r} (state {state!r})")
+    seed, offset = _state_count(state, "seed"), _state_count(state, "offset")
     cuda_generators.seed = seed
     cuda_generators.offsets[index] = offset
+
+
+def _state_count(state: dict, name: str) -> int:
+    value = state.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"set_rng_state: the CUDA state's {name} must be a non-negative "
+                         f"int, got {value!r} (state {state!r})")
+    return value
 
 
 def cpu_rng(generator: Generator | None = None) -> np.random.Generator:

@@ -4,14 +4,18 @@ Methods are one-line calls into `gradflow.ops`; the engine lives in `gradflow.au
 """
 from __future__ import annotations
 
+import builtins
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from . import dtypes
 from .autograd.grad_mode import is_grad_enabled, no_grad
 from .backend import array_module, as_device, device, device_of, host_read, move_array, on_device
+
+if TYPE_CHECKING:
+    from .autograd.function import AccumulateGrad, Function
 
 
 class Size(tuple):
@@ -45,7 +49,7 @@ class Tensor:
     """A multi-dimensional array that records the operations applied to it (torch.Tensor)."""
 
     __slots__ = ("array", "_requires_grad", "grad", "grad_fn", "_output_nr", "_hooks",
-                 "_vbox", "_sink_ref", "_device", "_retains_grad", "__weakref__")
+                 "_version_box", "_accumulator_ref", "_device", "_retains_grad", "__weakref__")
     __array_ufunc__ = None  # make NumPy defer to our reflected operators
     __hash__ = object.__hash__
 
@@ -60,13 +64,16 @@ class Tensor:
     def _init(self, array: Any) -> None:
         self.array = array
         self._requires_grad = False
-        self.grad = None
-        self.grad_fn = None
+        self.grad: Tensor | None = None
+        self.grad_fn: Function | None = None
         self._output_nr = 0
-        self._hooks = {}
-        self._vbox = [0]
-        self._sink_ref = None
-        self._device = None
+        self._hooks: dict[builtins.int, Callable[[Tensor], Tensor | None]] = {}
+        # NOTE: a one-item list, so tensors sharing these values (detach, a saved output
+        # unpacked for backward) share the in-place version counter.
+        self._version_box = [0]
+        # weak reference to this leaf's AccumulateGrad node
+        self._accumulator_ref: weakref.ref[AccumulateGrad] | None = None
+        self._device: device | None = None
         self._retains_grad = False
 
     @classmethod
@@ -127,7 +134,7 @@ class Tensor:
 
     @property
     def _version(self) -> int:
-        return self._vbox[0]
+        return self._version_box[0]
 
     # -- autograd state -----------------------------------------------------------------------
     @property
@@ -169,7 +176,7 @@ class Tensor:
     def detach(self) -> "Tensor":
         """A tensor sharing the values (and version counter) that is cut from the graph."""
         t = Tensor._wrap(self.array)
-        t._vbox = self._vbox
+        t._version_box = self._version_box
         return t
 
     def detach_(self) -> "Tensor":
@@ -272,6 +279,8 @@ class Tensor:
     def type_as(self, other: "Tensor") -> "Tensor":
         return self.to(other.dtype)
 
+    # NOTE: from here on, `int`, `float` and `bool` in this class body name the casting
+    # methods, so annotations below spell the builtins `builtins.int` and so on.
     def float(self) -> "Tensor":
         return self.to(dtypes.float32)
 
@@ -293,24 +302,24 @@ class Tensor:
     def clone(self) -> "Tensor":
         return ops.elementwise.clone(self)
 
-    def __bool__(self) -> bool:
+    def __bool__(self) -> builtins.bool:
         if self.numel() != 1:
             raise RuntimeError(f"Boolean value of Tensor with {self.numel()} values is ambiguous")
         return bool(self.item())
 
-    def __float__(self) -> float:
+    def __float__(self) -> builtins.float:
         return float(self.item())
 
-    def __int__(self) -> int:
+    def __int__(self) -> builtins.int:
         return int(self.item())
 
-    def __index__(self) -> int:
+    def __index__(self) -> builtins.int:
         if self.dtype.kind not in "iub" or self.numel() != 1:
             raise TypeError("only integer tensors of a single element can be converted to an "
                             "index")
         return int(self.item())
 
-    def __len__(self) -> int:
+    def __len__(self) -> builtins.int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return self.array.shape[0]
@@ -339,7 +348,7 @@ class Tensor:
     def _inplace(self, name: str, result: "Tensor") -> "Tensor":
         with on_device(self.device):
             self.array[...] = result.array.astype(self.dtype, copy=False)
-        self._vbox[0] += 1
+        self._version_box[0] += 1
         return self
 
     def _check_inplace(self, name: str) -> None:
@@ -387,7 +396,7 @@ class Tensor:
         except ValueError:
             raise RuntimeError(f"copy_: source of shape {tuple(src.shape)} cannot be broadcast "
                                f"to the destination's shape {tuple(self.shape)}") from None
-        self._vbox[0] += 1
+        self._version_box[0] += 1
         return self
 
     def fill_(self, value) -> "Tensor":
@@ -395,7 +404,7 @@ class Tensor:
         value = value.item() if isinstance(value, Tensor) else value
         with on_device(self.device):
             self.array.fill(value)
-        self._vbox[0] += 1
+        self._version_box[0] += 1
         return self
 
     def zero_(self) -> "Tensor":
@@ -405,7 +414,7 @@ class Tensor:
         self._check_inplace("__setitem__")
         with on_device(self.device):
             ops.index.setitem(self, index, value)
-        self._vbox[0] += 1
+        self._version_box[0] += 1
 
     # -- operators ----------------------------------------------------------------------------
     def __add__(self, other): return ops.elementwise.add(self, other)

@@ -10,20 +10,34 @@
 // read back. Launch: 1-D grid-stride loop over n.
 #include "common.cuh"
 
+// The gradient an update follows, the twin of `decayed_grad` in gradflow/optim/optimizer.py:
+// negated when maximizing, plus weight_decay * param (L2 decay); with `decoupled` (AdamW) the
+// decay shrinks `param` by lr * weight_decay instead and leaves the gradient as it is.
+template <typename T>
+__device__ __forceinline__ T decayed_grad(T g, T& param, double weight_decay, int maximize,
+                                          int decoupled = 0, double lr = 0.0) {
+    T d = maximize ? -g : g;
+    if (weight_decay != 0.0) {
+        if (decoupled) param *= (T)(1.0 - lr * weight_decay);
+        else d += (T)weight_decay * param;
+    }
+    return d;
+}
+
 template <typename T>
 __global__ void sgd_update(T* __restrict__ p, const T* __restrict__ g, T* __restrict__ buf,
                            index_t n, const double* __restrict__ hp, int nesterov, int maximize,
                            int first_step) {
     const double lr = hp[0], momentum = hp[1], dampening = hp[2], weight_decay = hp[3];
     GF_GRID_STRIDE_LOOP(i, n) {
-        T d = maximize ? -g[i] : g[i];
-        if (weight_decay != 0.0) d += (T)weight_decay * p[i];
+        T param = p[i];
+        T d = decayed_grad(g[i], param, weight_decay, maximize);
         if (momentum != 0.0) {
             const T b = first_step ? d : (T)momentum * buf[i] + (T)(1.0 - dampening) * d;
             buf[i] = b;
             d = nesterov ? d + (T)momentum * b : b;
         }
-        p[i] -= (T)lr * d;
+        p[i] = param - (T)lr * d;
     }
 }
 
@@ -37,12 +51,8 @@ __global__ void adam_update(T* __restrict__ p, const T* __restrict__ g, T* __res
     const double lr = hp[0], beta1 = hp[1], beta2 = hp[2], eps = hp[3], weight_decay = hp[4],
                  bias1 = hp[5], bias2_sqrt = hp[6];
     GF_GRID_STRIDE_LOOP(i, n) {
-        T d = maximize ? -g[i] : g[i];
         T param = p[i];
-        if (weight_decay != 0.0) {
-            if (decoupled) param *= (T)(1.0 - lr * weight_decay);
-            else d += (T)weight_decay * param;
-        }
+        const T d = decayed_grad(g[i], param, weight_decay, maximize, decoupled, lr);
         const T m_i = m[i] + (T)(1.0 - beta1) * (d - m[i]);
         T v_i = (T)beta2 * v[i] + (T)(1.0 - beta2) * d * d;
         m[i] = m_i;
@@ -65,8 +75,8 @@ __global__ void rmsprop_update(T* __restrict__ p, const T* __restrict__ g,
     const double lr = hp[0], alpha = hp[1], eps = hp[2], weight_decay = hp[3],
                  momentum = hp[4];
     GF_GRID_STRIDE_LOOP(i, n) {
-        T d = maximize ? -g[i] : g[i];
-        if (weight_decay != 0.0) d += (T)weight_decay * p[i];
+        T param = p[i];
+        const T d = decayed_grad(g[i], param, weight_decay, maximize);
         const T sq = (T)alpha * square_avg[i] + (T)(1.0 - alpha) * d * d;
         square_avg[i] = sq;
         T var = sq;
@@ -79,9 +89,9 @@ __global__ void rmsprop_update(T* __restrict__ p, const T* __restrict__ g,
         if (momentum > 0.0) {
             const T b = (T)momentum * buf[i] + d / avg;
             buf[i] = b;
-            p[i] -= (T)lr * b;
+            p[i] = param - (T)lr * b;
         } else {
-            p[i] -= (T)lr * (d / avg);
+            p[i] = param - (T)lr * (d / avg);
         }
     }
 }
@@ -92,11 +102,11 @@ __global__ void adagrad_update(T* __restrict__ p, const T* __restrict__ g, T* __
                                index_t n, const double* __restrict__ hp, int maximize) {
     const double clr = hp[0], weight_decay = hp[1], eps = hp[2];
     GF_GRID_STRIDE_LOOP(i, n) {
-        T d = maximize ? -g[i] : g[i];
-        if (weight_decay != 0.0) d += (T)weight_decay * p[i];
+        T param = p[i];
+        const T d = decayed_grad(g[i], param, weight_decay, maximize);
         const T s = sum[i] + d * d;
         sum[i] = s;
-        p[i] -= (T)clr * (d / (sqrt(s) + (T)eps));
+        p[i] = param - (T)clr * (d / (sqrt(s) + (T)eps));
     }
 }
 

@@ -1,6 +1,18 @@
 """Shared fixtures: every device-parametrised test runs on the CPU, and on CUDA (marked `gpu`)
-where CuPy sees a GPU; without one the CUDA cases skip with a reason."""
+where CuPy sees a GPU; without one the CUDA cases skip with a reason.
+
+The suite runs with one BLAS (and OpenMP) thread: on a loaded machine OpenBLAS's second
+thread stalls, and the LeNet training test took 390 s with two threads against 23 s with one.
+A test that needs more threads wraps itself in `threadpoolctl.threadpool_limits(n)`.
+"""
 import contextlib
+import os
+
+# NOTE: read when NumPy (and torch) load their BLAS and OpenMP libraries, so set before the
+# imports below; the example and packaging tests' subprocesses inherit it. A value already in
+# the environment is kept.
+os.environ.update({name: os.environ.get(name, "1")
+                   for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
 
 import emulator
 import numpy as np
@@ -9,6 +21,11 @@ from emulator import cublas
 
 import gradflow as gf
 from gradflow.cuda import blas, compiler
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # the environment variables above then do the job alone
+    threadpool_limits = None
 
 # fake_cuda: gradflow's GPU path on a NumPy stand-in for CuPy (tests/fakecuda.py)
 pytest_plugins = ("fakecuda",)
@@ -21,6 +38,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_blas_thread():
+    """One thread for every BLAS and OpenMP library loaded by now (NumPy's, torch's), also
+    where they were loaded before this file could set the environment."""
+    if threadpool_limits is None:
+        yield
+        return
+    with threadpool_limits(limits=1):
+        yield
 
 
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])

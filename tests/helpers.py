@@ -1,6 +1,12 @@
-"""One helper checks an op against PyTorch (forward values and gradients, first and second
-order) from a single lambda `fn(lib, *tensors)` that runs with lib=gradflow or lib=torch."""
+"""The tests' shared scaffolding. `check_op` checks an op against PyTorch (forward values and
+gradients, first and second order) from a single lambda `fn(lib, *tensors)` that runs with
+lib=gradflow or lib=torch; `check_op_raises` holds a bad call's error to PyTorch's; `data` and
+`distinct` build inputs that finite differences and max/min can trust."""
 from __future__ import annotations
+
+import math
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -11,6 +17,52 @@ try:
     import torch
 except ImportError:  # parity tests skip without it
     torch = None
+else:
+    # NOTE: one intra-op thread, like the one BLAS thread conftest.py sets: a second one
+    # stalls when another process loads the machine.
+    torch.set_num_threads(1)
+
+
+def _shape(shape: tuple) -> tuple:
+    """`data(2, 3)` and `data((2, 3))` alike, as NumPy and torch take shapes."""
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) \
+        else tuple(shape)
+
+
+def data(*shape, kind: str = "any", seed: int = 0, dtype=np.float64) -> np.ndarray:
+    """Random inputs of `shape` (ints or one tuple), seeded by `seed` and the shape.
+
+    kind 'any': |x| in [0.3, 1.5] of either sign, away from kinks (abs, relu) and ties, so
+    finite differences are meaningful; 'pos': in [0.3, 1.5] (log, sqrt, division); 'unit': in
+    (-0.8, 0.8) (asin, atanh); 'normal': standard normal.
+    """
+    shape = _shape(shape)
+    rng = np.random.default_rng(seed + 7 * len(shape) + math.prod(shape))
+    if kind == "normal":
+        return np.asarray(rng.standard_normal(shape), dtype=dtype)
+    mag = rng.uniform(0.3, 1.5, size=shape)
+    if kind == "pos":
+        return np.asarray(mag, dtype=dtype)
+    if kind == "unit":
+        return np.asarray(rng.uniform(-0.8, 0.8, size=shape), dtype=dtype)
+    if kind != "any":
+        raise ValueError(f"data: kind must be 'any', 'pos', 'unit' or 'normal', got {kind!r}")
+    sign = np.where(rng.random(shape) < 0.5, -1.0, 1.0)
+    return np.asarray(mag * sign, dtype=dtype)
+
+
+def distinct(*shape, seed: int = 0, dtype=np.float64) -> np.ndarray:
+    """Values all distinct and well separated (0.37 apart), so max, min and max pooling have no
+    ties and their argmax is unique."""
+    shape = _shape(shape)
+    n = math.prod(shape)
+    rng = np.random.default_rng(seed)
+    return (rng.permutation(n).reshape(shape) * 0.37 - n * 0.15).astype(dtype)
+
+
+def inputs(args) -> list:
+    """Arrays as given; a shape (a tuple) becomes `data(shape, seed=position)`."""
+    return [data(a, seed=i) if isinstance(a, tuple) else a for i, a in enumerate(args)]
 
 
 def require_torch():
@@ -67,8 +119,13 @@ def _weighted_sum(lib, outs, weights, device):
 
 def check_op(fn, *arrays, device="cpu", noncontiguous=False, atol=1e-6, rtol=1e-5,
              second_order=True):
-    """Compare fn's outputs, gradients and (optionally) second derivatives with PyTorch."""
+    """Compare fn's outputs, gradients and (optionally) second derivatives with PyTorch.
+
+    Each of `arrays` is an input array or just its shape, for `data(shape)`: adding an op's test
+    is then one line, `check_op(lambda L, a, b: L.maximum(a, b), (3, 1), (4,))`.
+    """
     th = require_torch()
+    arrays = inputs(arrays)
     rng = np.random.default_rng(1)
     gf_in = [gf_input(a, device, noncontiguous) for a in arrays]
     th_in = [th.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
@@ -120,16 +177,75 @@ def check_op(fn, *arrays, device="cpu", noncontiguous=False, atol=1e-6, rtol=1e-
                                            "PyTorch")
 
 
-def check_gradcheck(fn, *arrays, second_order=True):
-    """Finite-difference checks (first and second order) of fn on float64 CPU inputs."""
-    inputs = [gf.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
+def check_gradcheck(fn, *arrays, second_order=True, fast_mode=False):
+    """Finite-difference checks (first and second order) of fn on float64 CPU inputs (arrays or
+    shapes, as for check_op); `fast_mode` checks one random direction per input."""
+    leaves = [gf.tensor(a, requires_grad=a.dtype.kind == "f") for a in inputs(arrays)]
 
     def f(*xs):
         return fn(gf, *xs)
 
-    assert gf.autograd.gradcheck(f, inputs)
+    assert gf.autograd.gradcheck(f, leaves, fast_mode=fast_mode)
     if second_order:
-        assert gf.autograd.gradgradcheck(f, inputs)
+        assert gf.autograd.gradgradcheck(f, leaves, fast_mode=fast_mode)
+
+
+# Where gradflow raises another type than PyTorch on purpose: {op: (torch's, gradflow's)},
+# each with its reason.
+DIFFERENT_ERRORS = {
+    # torch warns and broadcasts target against input (failing only when they do not
+    # broadcast); gradflow refuses any size mismatch up front, as a bad argument.
+    "mse_loss": (RuntimeError, ValueError),
+}
+
+
+def _raised(call) -> BaseException | None:
+    try:
+        call()
+    except Exception as error:  # any type: the caller compares them
+        return error
+    return None
+
+
+def check_op_raises(fn, *arrays, op: str | None = None) -> BaseException:
+    """Make the same bad call on gradflow and on PyTorch: both must raise, gradflow an instance
+    of PyTorch's exception type (so an `except` written for PyTorch catches it; DIFFERENT_ERRORS
+    lists the deliberate exceptions), and gradflow's message must name the op. Returns
+    gradflow's exception, for further checks on its message.
+
+    `fn` is an op's name, looked up in gradflow / torch and then in their nn.functional, or a
+    lambda `fn(lib, *tensors)` as for check_op, with `op` naming the op its message must name.
+    Each of `arrays` is an array (made a tensor; integer arrays stay integer) or a shape.
+    """
+    th = require_torch()
+    if isinstance(fn, str):
+        name, op = fn, op or fn
+
+        def fn(lib, *xs):
+            functional = gf.nn.functional if lib is gf else th.nn.functional
+            return getattr(lib if hasattr(lib, name) else functional, name)(*xs)
+
+    if op is None:
+        raise TypeError("check_op_raises: pass op=... with a lambda: the op its message names")
+    arrays = inputs(arrays)
+    got = _raised(lambda: fn(gf, *[gf.tensor(a) for a in arrays]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's warning before its own error is not ours
+        want = _raised(lambda: fn(th, *[th.tensor(a) for a in arrays]))
+    if want is None:
+        raise AssertionError(f"{op}: PyTorch accepts this call, so it tests no error")
+    if got is None:
+        raise AssertionError(f"{op}: gradflow accepts a call PyTorch rejects with "
+                             f"{type(want).__name__}: {want}")
+    torch_type, gf_type = DIFFERENT_ERRORS.get(op, (type(want), type(want)))
+    expected = gf_type if isinstance(want, torch_type) else type(want)
+    if not isinstance(got, expected):
+        raise AssertionError(f"{op}: gradflow raised {type(got).__name__} ({got}) where PyTorch "
+                             f"raises {type(want).__name__} ({want}); expected "
+                             f"{expected.__name__}")
+    if not re.search(rf"\b{re.escape(op)}\b", str(got)):
+        raise AssertionError(f"{op}: gradflow's message does not name the op: {got}")
+    return got
 
 
 def train_step(model, opt):

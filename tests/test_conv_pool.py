@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers import check_gradcheck, check_op, require_torch
+from helpers import check_gradcheck, check_op, data, distinct, require_torch
 
 import gradflow as gf
 from gradflow.nn.modules.conv import Conv2d
@@ -25,16 +25,6 @@ _GF = SimpleNamespace(conv2d=conv.conv2d, max_pool2d=pool.max_pool2d,
 def F(lib):
     """torch.nn.functional, or gradflow's ops under the same names."""
     return _GF if lib is gf else torch.nn.functional
-
-
-def data(*shape, seed=0):
-    return np.random.default_rng(seed + sum(shape)).standard_normal(shape)
-
-
-def distinct(*shape, seed=0):
-    """Well-separated distinct values, so no max-pooling window has a tie."""
-    n = math.prod(shape)
-    return np.random.default_rng(seed).permutation(n).reshape(shape) * 0.37 - n * 0.15
 
 
 # (id, fn(lib, *tensors), inputs)

@@ -246,6 +246,7 @@ BAD_ARGUMENTS = [
     (lambda: nn.Conv2d(3, 4, 3, dilation=(1, 0)), RuntimeError, "Conv2d", "dilation", "(1, 0)"),
     (lambda: nn.Conv2d(3, 4, (3, 3, 3)), TypeError, "Conv2d", "kernel_size", "(3, 3, 3)"),
     (lambda: nn.Conv2d(3, 4, 3, groups=0), ValueError, "Conv2d", "groups", "0"),
+    (lambda: nn.Conv2d(4, 4, 3, groups=True), TypeError, "Conv2d", "groups", "True"),
     (lambda: nn.Conv2d(4, 6, 3, groups=4), ValueError, "Conv2d", "out_channels", "6"),
     (lambda: nn.Conv2d(-3, 4, 3), ValueError, "Conv2d", "in_channels", "-3"),
     (lambda: nn.Conv2d(3, 4, 3, padding_mode="mirror"), ValueError, "Conv2d", "padding_mode",

@@ -2,8 +2,7 @@
 (registration, state_dict, train/eval) and the initialisers."""
 import numpy as np
 import pytest
-from helpers import check_gradcheck, check_op, require_torch, to_numpy
-from test_ops import data
+from helpers import check_gradcheck, check_op, data, require_torch, to_numpy
 
 import gradflow as gf
 import gradflow.nn as nn
@@ -66,7 +65,7 @@ CASES = [
      [data((3, 4)), (data((3, 4), seed=1) > 0).astype(np.float64)]),
     ("bce_logits", lambda L, x, y: F(L).binary_cross_entropy_with_logits(
         x, y, pos_weight=L.tensor([1.0, 2.0, 0.5, 3.0], dtype=L.float64)),
-     [data((3, 4)) * 3, data((3, 4), "pos", seed=1) / 2]),
+     [data((3, 4)) * 3, data((3, 4), kind="pos", seed=1) / 2]),
 ]
 IDS = [c[0] for c in CASES]
 

@@ -2,27 +2,7 @@
 finite differences, on awkward shapes: size-1 dims, broadcasting both ways, 0-d, views."""
 import numpy as np
 import pytest
-from helpers import check_gradcheck, check_op
-
-
-def data(shape, kind="any", seed=0):
-    """float64 inputs kept away from kinks and ties, so finite differences are meaningful."""
-    rng = np.random.default_rng(seed + 7 * len(shape) + int(np.prod(shape, dtype=np.int64)))
-    mag = rng.uniform(0.3, 1.5, size=shape)
-    if kind == "pos":
-        return mag
-    if kind == "unit":
-        return rng.uniform(-0.8, 0.8, size=shape)
-    sign = np.where(rng.random(shape) < 0.5, -1.0, 1.0)
-    return np.asarray(mag * sign)
-
-
-def distinct(shape, seed=0):
-    """Values all distinct and well separated (for max/min, where ties would be ambiguous)."""
-    rng = np.random.default_rng(seed)
-    n = int(np.prod(shape, dtype=np.int64))
-    return (rng.permutation(n).reshape(shape) * 0.37 - n * 0.15).astype(np.float64)
-
+from helpers import check_gradcheck, check_op, check_op_raises, data, distinct
 
 # (id, fn(lib, *tensors), inputs)
 CASES = [
@@ -35,17 +15,17 @@ CASES = [
     ("rsub_scalar", lambda L, a: 1.5 - a, [data((3,))]),
     ("mul_broadcast", lambda L, a, b: a * b, [data((2, 3, 1)), data((3, 4), seed=1)]),
     ("mul_scalar", lambda L, a: a * 3, [data((2, 2))]),
-    ("div_broadcast", lambda L, a, b: a / b, [data((3, 4)), data((4,), "pos", seed=1)]),
-    ("rdiv_scalar", lambda L, a: 3.0 / a, [data((5,), "pos")]),
+    ("div_broadcast", lambda L, a, b: a / b, [data((3, 4)), data((4,), kind="pos", seed=1)]),
+    ("rdiv_scalar", lambda L, a: 3.0 / a, [data((5,), kind="pos")]),
     ("neg", lambda L, a: -a, [data((2, 3))]),
     ("pow_int", lambda L, a: a ** 3, [data((2, 3))]),
-    ("pow_half", lambda L, a: a ** 0.5, [data((2, 3), "pos")]),
+    ("pow_half", lambda L, a: a ** 0.5, [data((2, 3), kind="pos")]),
     ("pow_zero", lambda L, a: a ** 0, [data((4,))]),
-    ("pow_tensor", lambda L, a, b: a ** b, [data((3, 1), "pos"), data((1, 4), seed=1)]),
+    ("pow_tensor", lambda L, a, b: a ** b, [data((3, 1), kind="pos"), data((1, 4), seed=1)]),
     ("rpow_scalar", lambda L, a: 2 ** a, [data((3, 2))]),
     ("exp", lambda L, a: a.exp(), [data((2, 3))]),
-    ("log", lambda L, a: L.log(a), [data((2, 3), "pos")]),
-    ("sqrt", lambda L, a: a.sqrt(), [data((4, 1), "pos")]),
+    ("log", lambda L, a: L.log(a), [data((2, 3), kind="pos")]),
+    ("sqrt", lambda L, a: a.sqrt(), [data((4, 1), kind="pos")]),
     ("abs", lambda L, a: L.abs(a), [data((3, 3))]),
     ("sin", lambda L, a: L.sin(a), [data((2, 3))]),
     ("cos", lambda L, a: a.cos(), [data((2, 3))]),
@@ -59,8 +39,8 @@ CASES = [
      [data((3, 4)), data((4,), seed=2) * 0.5]),
     ("where", lambda L, a, b: L.where(a > 0, a, b), [data((3, 4)), data((1, 4), seed=1)]),
     ("where_scalar", lambda L, a: L.where(a > 0, a, 0.0), [data((3, 4))]),
-    ("maximum", lambda L, a, b: L.maximum(a, b), [distinct((3, 4)), distinct((4,), 1) + 0.1]),
-    ("minimum", lambda L, a, b: L.minimum(a, b), [distinct((2, 1)), distinct((2, 3), 1) + 0.1]),
+    ("maximum", lambda L, a, b: L.maximum(a, b), [distinct(3, 4), distinct(4, seed=1) + 0.1]),
+    ("minimum", lambda L, a, b: L.minimum(a, b), [distinct(2, 1), distinct(2, 3, seed=1) + 0.1]),
     ("matmul_1d_1d", lambda L, a, b: a @ b, [data((3,)), data((3,), seed=1)]),
     ("matmul_2d_1d", lambda L, a, b: a @ b, [data((2, 3)), data((3,), seed=1)]),
     ("matmul_1d_2d", lambda L, a, b: a @ b, [data((3,)), data((3, 4), seed=1)]),
@@ -156,3 +136,43 @@ def test_gradcheck(name, fn, inputs):
 def test_float32_and_extremes_match_torch(name, fn, inputs, device):
     tol = 2e-3 if inputs[0].dtype == np.float16 else 1e-5
     check_op(fn, *inputs, device=device, atol=tol, rtol=tol, second_order=False)
+
+
+# -- the shapes-only form: an op's test in one line ------------------------------------------------
+@pytest.mark.parametrize("name,fn,shapes", [
+    ("mul_add_broadcast", lambda L, a, b: a * b + a, [(3, 1), (4,)]),
+    ("matmul_batched", lambda L, a, b: a @ b, [(2, 3, 4), (4, 5)]),
+    ("tanh_mean", lambda L, a: a.tanh().mean(0), [(3, 4)]),
+    ("cat_dim1", lambda L, a, b: L.cat([a, b], 1), [(2, 3), (2, 1)]),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_shapes_only_form_matches_torch(name, fn, shapes, device):
+    check_op(fn, *shapes, device=device)
+
+
+# -- a bad call raises PyTorch's exception type, and the message names the op ----------------------
+@pytest.mark.parametrize("op,shapes", [
+    ("matmul", [(2, 3), (4, 5)]),
+    ("add", [(2, 3), (4, 5)]),
+    ("mul", [(2, 3), (4, 1, 5)]),
+    ("linear", [(2, 3), (4, 5)]),
+    ("conv2d", [(1, 3, 5, 5), (4, 2, 3, 3)]),
+    ("conv2d", [(5, 5), (4, 2, 3, 3)]),
+    ("mse_loss", [(2, 3), (4, 5)]),  # a deliberate ValueError: helpers.DIFFERENT_ERRORS
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_bad_call_raises_like_torch(op, shapes):
+    check_op_raises(op, *shapes)
+
+
+@pytest.mark.parametrize("op,fn,args", [
+    ("sum", lambda L, x: x.sum(dim=5), [(2, 3)]),
+    ("transpose", lambda L, x: x.transpose(0, 4), [(2, 3)]),
+    ("reshape", lambda L, x: x.reshape(4, 2), [(2, 3)]),
+    ("cat", lambda L, a, b: L.cat([a, b]), [(2, 3), (2, 4)]),
+    ("stack", lambda L, a, b: L.stack([a, b]), [(2, 3), (2, 4)]),
+    ("max_pool2d", lambda L, x: L.nn.functional.max_pool2d(x, 3), [(1, 1, 2, 2)]),
+    ("pad", lambda L, x: L.nn.functional.pad(x, (1,)), [(2, 3)]),
+    ("getitem", lambda L, x: x[5], [(2, 3)]),
+    ("nll_loss", lambda L, x, t: L.nn.functional.nll_loss(x, t), [(2, 3), np.array([0, 5])]),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_bad_call_with_arguments_raises_like_torch(op, fn, args):
+    check_op_raises(fn, *args, op=op)

@@ -7,11 +7,11 @@ import math
 
 import numpy as np
 import pytest
+from helpers import require_torch, to_numpy
 
 import gradflow as gf
 import gradflow.optim as gf_optim
 from gradflow.nn.utils import clip_grad_norm_, clip_grad_value_
-from tests.helpers import require_torch, to_numpy
 
 SHAPES = [(3,), (2, 5), (1, 1), ()]
 

@@ -12,6 +12,7 @@ import os
 import traceback
 
 from ..backend import array_module
+from ..compat import add_note
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(__file__)) + os.sep
 _MAX_FRAMES = 32  # user frames kept per node: enough to reach the script from a model
@@ -114,7 +115,7 @@ def checked_backward(node, grads: list) -> tuple:
     try:
         in_grads = node.run_backward(grads)
     except Exception as err:
-        err.add_note(_forward_trace(node))
+        add_note(err, _forward_trace(node))
         raise
     finally:
         MODE.in_backward = prev

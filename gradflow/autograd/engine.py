@@ -1,19 +1,19 @@
 """The backward engine: an iterative walk of the graph in reverse topological order.
 
 No recursion, so a chain of any depth works. Gradients arriving at the same node output are
-summed before the node runs; leaves receive theirs through their `LeafSink`. A node whose
-backward runs out of GPU memory is named in the error (gradflow.cuda.oom); in anomaly mode
-each node's gradients are checked for NaN/Inf (anomaly.py).
+summed before the node runs; leaves receive theirs through their `AccumulateGrad` node. A node
+whose backward runs out of GPU memory is named in the error (gradflow.cuda.oom); in anomaly
+mode each node's gradients are checked for NaN/Inf (anomaly.py).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..backend import on_device, on_device_of
 from ..cuda import oom
 from ..tensor import Tensor
 from . import anomaly
-from .function import LeafSink, leaf_sink
+from .function import AccumulateGrad, grad_accumulator
 from .grad_mode import set_grad_enabled
 
 _ANOMALY = anomaly.MODE
@@ -42,7 +42,7 @@ def _topological_order(roots: list) -> list:
 
 
 def _node_of(t: Tensor):
-    return (t.grad_fn, t._output_nr) if t.grad_fn is not None else (leaf_sink(t), 0)
+    return (t.grad_fn, t._output_nr) if t.grad_fn is not None else (grad_accumulator(t), 0)
 
 
 def _check_gradient(out: Tensor, grad, what: str) -> Tensor:
@@ -84,7 +84,7 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence, retain_graph
         _add(buffers, node, slot, g)
     order = _topological_order(roots)
 
-    targets = None
+    targets: dict[tuple[Any, int], Tensor | None] | None = None  # (node, slot) -> gradient
     if inputs is not None:
         targets = {}
         for t in inputs:
@@ -109,7 +109,7 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence, retain_graph
                         new = hook(grads[slot])
                         if new is not None:
                             grads[slot] = new
-            if isinstance(node, LeafSink):
+            if isinstance(node, AccumulateGrad):
                 grads[0] = node.run_hooks(grads[0])
             if targets is not None:
                 for slot, g in enumerate(grads):
@@ -117,7 +117,7 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence, retain_graph
                         targets[(node, slot)] = g
                 if node not in needed:
                     continue
-            if isinstance(node, LeafSink):
+            if isinstance(node, AccumulateGrad):
                 node.accumulate(grads[0])
                 continue
             try:
@@ -134,7 +134,7 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence, retain_graph
                 if child is not None and g is not None:
                     _add(buffers, child, slot, g)
 
-    if targets is None:
+    if inputs is None or targets is None:  # both or neither
         return None
     result = []
     for t in inputs:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import module_for, on_device_of
+from ..backend import device, module_for, on_device_of
 from ..cuda import oom
 from ..tensor import Tensor
 from . import anomaly
@@ -39,14 +39,14 @@ class _SavedInput:
 
     def __init__(self, tensor: Tensor) -> None:
         self.tensor = tensor
-        self.version = tensor._vbox[0]
+        self.version = tensor._version_box[0]
 
     def unpack(self, node: "Function") -> Tensor:
-        if self.tensor._vbox[0] != self.version:
+        if self.tensor._version_box[0] != self.version:
             raise RuntimeError(
                 f"{node.name()}: one of the tensors needed for gradient computation has been "
                 f"modified by an in-place operation: tensor of shape {tuple(self.tensor.shape)} "
-                f"is at version {self.tensor._vbox[0]}; expected version {self.version}")
+                f"is at version {self.tensor._version_box[0]}; expected version {self.version}")
         return self.tensor
 
 
@@ -54,21 +54,21 @@ class _SavedOutput:
     """An op's own output, kept as its array (not the Tensor) so node and output form no
     reference cycle; unpacked as a fresh tensor whose grad_fn is the node, as PyTorch does."""
 
-    __slots__ = ("array", "index", "vbox", "version", "requires_grad")
+    __slots__ = ("array", "index", "version_box", "version", "requires_grad")
 
     def __init__(self, out: Tensor, index: int) -> None:
         self.array, self.index = out.array, index
-        self.vbox, self.version = out._vbox, out._vbox[0]
+        self.version_box, self.version = out._version_box, out._version_box[0]
         self.requires_grad = out.requires_grad
 
     def unpack(self, node: "Function") -> Tensor:
-        if self.vbox[0] != self.version:
+        if self.version_box[0] != self.version:
             raise RuntimeError(
                 f"{node.name()}: its output (shape {tuple(self.array.shape)}), needed for the "
                 "gradient, has been modified by an in-place operation")
         t = Tensor._wrap(self.array, requires_grad=self.requires_grad)
         if self.requires_grad:
-            t.grad_fn, t._output_nr, t._vbox = node, self.index, self.vbox
+            t.grad_fn, t._output_nr, t._version_box = node, self.index, self.version_box
         return t
 
 
@@ -84,6 +84,8 @@ class Function:
     differentiable = True  # False for ops whose outputs never require grad
     creation_trace = None  # where user code made this node; recorded in anomaly mode only
 
+    _output_meta: list[tuple[tuple[int, ...], np.dtype, device]]  # set when a user Function records
+
     def __init__(self) -> None:
         self.next_edges: tuple = ()
         self.num_outputs = 1
@@ -94,6 +96,20 @@ class Function:
         self._materialize = True
         self._non_differentiable: set = set()
         self._saved_outputs: list = []
+
+    # -- the op ---------------------------------------------------------------------------------
+    @staticmethod
+    def forward(ctx: Any, *args: Any, **kwargs: Any) -> Any:
+        """The op's outputs from its inputs; every subclass defines it (a static method)."""
+        raise NotImplementedError(f"{type(ctx).__name__} must define forward(ctx, *args) as a "
+                                  "static method, as torch.autograd.Function subclasses do")
+
+    @staticmethod
+    def backward(ctx: Any, *grad_outputs: Any) -> Any:
+        """The gradients of the inputs (one per forward input, None where there is none) from
+        those of the outputs; every differentiable subclass defines it (a static method)."""
+        raise NotImplementedError(f"{type(ctx).__name__} must define backward(ctx, *grad_outputs) "
+                                  "as a static method to be differentiated")
 
     # -- ctx API -----------------------------------------------------------------------------
     def save_for_backward(self, *tensors: Tensor | None) -> None:
@@ -195,9 +211,9 @@ class Op(Function):
     _array_forward = True
 
 
-class LeafSink:
+class AccumulateGrad:
     """The node that receives a leaf's gradient and accumulates it into `.grad`
-    (PyTorch's AccumulateGrad). A leaf keeps only a weak reference to its sink."""
+    (PyTorch's AccumulateGrad). A leaf keeps only a weak reference to its accumulator."""
 
     next_edges = ()
     num_outputs = 1
@@ -234,13 +250,14 @@ class LeafSink:
         pass
 
 
-def leaf_sink(tensor: Tensor) -> LeafSink:
-    """The one sink of a leaf, shared by every op that uses it while any graph holds it."""
-    sink = tensor._sink_ref() if tensor._sink_ref is not None else None
-    if sink is None:
-        sink = LeafSink(tensor)
-        tensor._sink_ref = weakref.ref(sink)
-    return sink
+def grad_accumulator(tensor: Tensor) -> AccumulateGrad:
+    """The one AccumulateGrad node of a leaf, shared by every op that uses it while any graph
+    holds it."""
+    node = tensor._accumulator_ref() if tensor._accumulator_ref is not None else None
+    if node is None:
+        node = AccumulateGrad(tensor)
+        tensor._accumulator_ref = weakref.ref(node)
+    return node
 
 
 def _named_error(name: str, err: Exception, tensors: list) -> Exception:
@@ -264,7 +281,7 @@ def _edge(arg: Any):
         return (None, 0)
     if arg.grad_fn is not None:
         return (arg.grad_fn, arg._output_nr)
-    return (leaf_sink(arg), 0)
+    return (grad_accumulator(arg), 0)
 
 
 def _check_same_device(name: str, tensors: list) -> None:

@@ -60,18 +60,23 @@ def manual_seed(seed: int) -> None:
 manual_seed_all = manual_seed
 
 
-def _index(device: Any) -> int:
-    return current_device() if device is None else as_device(device)._ordinal()
+def _index(what: str, device: Any) -> int:
+    if device is None:
+        return current_device()
+    dev = as_device(device)
+    if dev.type != "cuda":
+        raise ValueError(f"{what}: expected a CUDA device, got {dev}")
+    return 0 if dev.index is None else dev.index
 
 
 def get_rng_state(device: Any = None) -> dict:
     """The generator state of a GPU (default: the current one), as {"seed", "offset"}
     (torch.cuda.get_rng_state); `set_rng_state` restores it exactly."""
-    return _random.get_cuda_rng_state(_index(device))
+    return _random.get_cuda_rng_state(_index("get_rng_state", device))
 
 
 def set_rng_state(state: dict, device: Any = None) -> None:
-    _random.set_cuda_rng_state(state, _index(device))
+    _random.set_cuda_rng_state(state, _index("set_rng_state", device))
 
 
 def get_rng_state_all() -> list:

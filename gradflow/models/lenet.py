@@ -1,5 +1,5 @@
-"""LeNet-5 as the seeds (and LeCun et al., 1998) describe it: scaled-tanh units, trainable
-subsampling, C3's partial connection table; 60,850 trainable parameters."""
+"""LeNet-5 as LeCun et al. (1998) describe it: scaled-tanh units, trainable subsampling, C3's
+partial connection table; 60,850 trainable parameters."""
 from __future__ import annotations
 
 import numpy as np

@@ -47,7 +47,7 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512, num_classes)
         init_weights(self)
-        nn.modules.linear.reset_linear_(self.fc.weight, self.fc.bias)
+        nn.init.reset_linear_(self.fc.weight, self.fc.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

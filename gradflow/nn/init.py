@@ -1,5 +1,6 @@
-"""Weight initialisation (torch.nn.init): Xavier/Glorot and He/Kaiming schemes from the
-seeds, plus constant, normal, uniform and orthogonal fills. All fill in place, without
+"""Weight initialisation (torch.nn.init): the Xavier/Glorot (Glorot and Bengio, 2010) and
+He/Kaiming (He et al., 2015) schemes, plus constant, normal, uniform and orthogonal fills, and
+the default init of Linear and Conv2d layers (`reset_linear_`). All fill in place, without
 recording the graph, and draw from gradflow's seeded generators."""
 from __future__ import annotations
 
@@ -100,6 +101,16 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu", generator=None) -> Tensor:
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std, generator)
+
+
+def reset_linear_(weight: Tensor, bias: Tensor | None) -> None:
+    """PyTorch's default init of Linear and Conv2d: kaiming_uniform_(a=sqrt(5)) weights and a
+    U(+-1/sqrt(fan_in)) bias."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = _calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        uniform_(bias, -bound, bound)
 
 
 def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:

@@ -2,14 +2,13 @@
 filled by attribute assignment, as in torch.nn.Module."""
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
-from itertools import chain
 from typing import Any, Callable, Iterator
 
 from ..autograd.grad_mode import no_grad
 from ..creation import zeros_like
 from ..tensor import RemovableHandle, Tensor
+from . import failures
 from .parameter import Parameter
 
 
@@ -262,8 +261,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        depth = _calls.depth
-        _calls.depth = depth + 1
+        depth = failures.calls.depth
+        failures.calls.depth = depth + 1
         try:
             out = self.forward(*args, **kwargs)
             for hook in list(self._forward_hooks.values()):
@@ -272,15 +271,15 @@ class Module:
                     out = new
         except Exception as err:
             inputs = args + tuple(kwargs.values()) if kwargs else args
-            _record_failure(err, self, inputs, outermost=depth == 0)
+            failures.record(err, self, inputs, outermost=depth == 0)
             raise
         finally:
-            _calls.depth = depth
+            failures.calls.depth = depth
         return out
 
     def _failure_hint(self, args: tuple, model: "Module") -> str:
         """A likely cause to add when this module's forward fails inside `model` ('' if none
-        is known); layers override it."""
+        is known); layers override it (see gradflow/nn/failures.py)."""
         return ""
 
     def register_forward_hook(self, hook: Callable) -> RemovableHandle:
@@ -320,81 +319,3 @@ class _IncompatibleKeys(tuple):
 def _is_dtype(a: Any) -> bool:
     import numpy as np
     return isinstance(a, np.dtype) or (isinstance(a, type) and issubclass(a, np.generic))
-
-
-# -- naming the layer that failed -------------------------------------------------------------
-class _CallDepth(threading.local):
-    """How many Module calls are under way in this thread (0 outside any model)."""
-
-    depth = 0
-
-
-_calls = _CallDepth()
-
-
-def _record_failure(err: Exception, module: Module, args: tuple, outermost: bool) -> None:
-    """Note each module an exception passes through; at the outermost call, name the innermost
-    one (the layer that failed) in the message, once.
-
-    The exception keeps its type and identity: a message-only exception gets the prefix in its
-    args, any other a note (`add_note`).
-    """
-    d = err.__dict__
-    if d.get("_gf_named"):
-        return
-    d.setdefault("_gf_failed", (module, args))
-    d.setdefault("_gf_trail", []).append(module)
-    if not outermost:
-        return
-    failed, failed_args = d.pop("_gf_failed")
-    model, path = _locate(failed, d.pop("_gf_trail"))
-    where = f"{path} ({_describe(failed)})" if path else _describe(failed)
-    hints = [h for h in (failed._failure_hint(failed_args, model),
-                         _device_hint(failed, path, failed_args)) if h]
-    d["_gf_named"] = True
-    if (len(err.args) == 1 and isinstance(err.args[0], str)
-            and type(err).__str__ is BaseException.__str__):
-        err.args = ("; ".join([f"{where}: {err.args[0]}"] + hints),)
-    else:
-        err.add_note("; ".join([f"raised in {where}"] + hints))
-
-
-def _locate(failed: Module, trail: list) -> tuple:
-    """The outermost module of the call trail that contains `failed`, and the dotted name of
-    `failed` in it (as its named_modules() gives it)."""
-    for model in reversed(trail):
-        for name, m in model.named_modules():
-            if m is failed:
-                return model, name
-    return failed, ""
-
-
-def _describe(module: Module) -> str:
-    """A leaf's one-line repr; a container's type name (its repr spans many lines)."""
-    return repr(module) if not module._modules else type(module).__name__
-
-
-def _device_hint(module: Module, path: str, args: tuple) -> str:
-    """Name the parameters and buffers of `module` that are not on its first input's device."""
-    inputs = [a for a in args if isinstance(a, Tensor)]
-    if not inputs:
-        return ""
-    device = inputs[0].device
-    prefix = f"{path}." if path else ""
-    by_device: dict = {}
-    for name, t in chain(module.named_parameters(), module.named_buffers()):
-        if t.device != device:
-            by_device.setdefault(str(t.device), []).append(prefix + name)
-    if not by_device:
-        return ""
-    parts = [f"{_names(names)} {'is' if len(names) == 1 else 'are'} on {dev}"
-             for dev, names in by_device.items()]
-    return (f"{' and '.join(parts)} but the input is on {device} (move the model with "
-            f"model.to({str(device)!r}) or the input to the model's device)")
-
-
-def _names(names: list, limit: int = 4) -> str:
-    """'a', 'a and b', 'a, b and c'; past `limit` names, 'a, b, c, d and 2 more'."""
-    shown = names[:limit] + ([f"{len(names) - limit} more"] if len(names) > limit else [])
-    return " and ".join(shown) if len(shown) < 3 else (
-        ", ".join(shown[:-1]) + f" and {shown[-1]}")

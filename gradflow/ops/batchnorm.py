@@ -34,7 +34,7 @@ class BatchNormTrain(Op):
             None if running_var is None else running_var.array, momentum, eps)
         for t in (running_mean, running_var):
             if t is not None:
-                t._vbox[0] += 1
+                t._version_box[0] += 1
         scale = invstd if weight is None else invstd * weight.array
         shift = -mean * scale if bias is None else bias.array - mean * scale
         ctx.save_for_backward(x, weight, bias)

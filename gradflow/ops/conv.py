@@ -9,42 +9,29 @@ differentiation: `Conv2d`, its input gradient `Conv2dGradInput` (a transposed co
 and its weight gradient `Conv2dGradWeight`; each one's backward is made of the three, so every
 derivative order works. Each runs over the batch in chunks whose columns fit in the workspace
 limit (`set_conv_workspace_limit`), so the lowered buffer stays bounded.
-The pooling ops reuse the windows through `Im2col`.
+The pooling ops reuse the windows through `Im2col`; the window geometry both share lives in
+gradflow.ops.window.
 """
 from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
-
+from ..argcheck import pair
 from ..autograd.function import Op
 from ..backend import array_module
 from ..cuda import compiler
 from ..cuda import conv as kernels
 from ..tensor import Tensor
+from .adjoint import LinearOp, adjoints
 from .matmul import matmul_arrays
 from .pad import constant_pad_array
-from .shape import reshape, squeeze, unsqueeze
+from .shape import reshape
+from .window import Window, check_window, conv_padding, from_batch, to_batch
 
 
-class Window(NamedTuple):
-    """Where a 2-D sliding op reads: (height, width) pairs, and the padding of the input
-    as (top, bottom, left, right)."""
-
-    kernel: tuple
-    stride: tuple
-    dilation: tuple
-    padding: tuple
-
-    def out_size(self, h: int, w: int) -> tuple:
-        pt, pb, pl, pr = self.padding
-        return tuple((n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(
-            (h + pt + pb, w + pl + pr), self.kernel, self.stride, self.dilation))
-
-
-def im2col_array(a: Any, window: Window, value: float, batch_inner: bool = False):
+def im2col_array(a: Any, window: Window, value: float = 0.0, batch_inner: bool = False):
     """(N, C, H, W) -> (N, C*kh*kw, oh*ow): one column per output pixel, its rows ordered
     (channel, kernel row, kernel column) like a flattened (O, C, kh, kw) weight. With
     `batch_inner`, (C*kh*kw, N*oh*ow): the whole batch's columns side by side, so that one
@@ -55,7 +42,7 @@ def im2col_array(a: Any, window: Window, value: float, batch_inner: bool = False
     return im2col_reference(a, window, value, batch_inner)
 
 
-def im2col_reference(a: Any, window: Window, value: float, batch_inner: bool = False):
+def im2col_reference(a: Any, window: Window, value: float = 0.0, batch_inner: bool = False):
     """`im2col_array` by strided views of the padded input, for NumPy or CuPy arrays."""
     xp = array_module(a)
     n, c, h, w = a.shape
@@ -102,35 +89,22 @@ def col2im_reference(cols: Any, shape: tuple, window: Window, batch_inner: bool 
     return out[:, :, pt:pt + h, pl:pl + w]
 
 
-class Im2col(Op):
+class Im2col(LinearOp):
     """Unfold kernel windows into columns (torch.nn.functional.unfold's layout); `value` fills
     the padding (0 for convolution, -inf for max pooling)."""
 
-    op_name = "im2col"
-
-    @staticmethod
-    def forward(ctx, x, window, value):
-        ctx.in_shape, ctx.window = tuple(x.shape), window
-        return im2col_array(x.array, window, value)
-
-    @staticmethod
-    def backward(ctx, g):
-        return Col2im.apply(g, shape=ctx.in_shape, window=ctx.window)
+    op_name, params = "im2col", ("window",)
+    compute = staticmethod(im2col_array)
 
 
-class Col2im(Op):
+class Col2im(LinearOp):
     """Fold columns back into an image, summing overlaps (torch.nn.functional.fold)."""
 
-    op_name = "col2im"
+    op_name, params = "col2im", ("shape", "window")
+    compute = staticmethod(col2im_array)
 
-    @staticmethod
-    def forward(ctx, cols, shape, window):
-        ctx.window = window
-        return col2im_array(cols.array, shape, window)
 
-    @staticmethod
-    def backward(ctx, g):
-        return Im2col.apply(g, window=ctx.window, value=0.0)
+adjoints(Im2col, Col2im)
 
 
 # -- convolution ------------------------------------------------------------------------------
@@ -210,136 +184,65 @@ def conv2d_grad_weight_array(x, gy, wshape: tuple, window: Window, groups: int):
     return gw.reshape(wshape)
 
 
-class Conv2d(Op):
+class _ConvOp(Op):
+    """One of conv2d's three ops, each linear in both tensor inputs: forward saves the two and
+    runs `compute` on their arrays; every backward is made of the three ops again."""
+
+    @classmethod
+    def forward(cls, ctx, a, b, window, groups, **shape):
+        ctx.save_for_backward(a, b)
+        ctx.args = dict(window=window, groups=groups)
+        return cls.compute(a.array, b.array, **shape, **ctx.args)
+
+
+class Conv2d(_ConvOp):
     """2-D cross-correlation (torch.nn.functional.conv2d without the bias)."""
 
     op_name = "conv2d"
-
-    @staticmethod
-    def forward(ctx, x, w, window, groups):
-        ctx.save_for_backward(x, w)
-        ctx.window, ctx.groups = window, groups
-        return conv2d_array(x.array, w.array, window, groups)
+    compute = staticmethod(conv2d_array)
 
     @staticmethod
     def backward(ctx, gy):
         x, w = ctx.saved_tensors
-        args = dict(window=ctx.window, groups=ctx.groups)
-        gx = Conv2dGradInput.apply(gy, w, shape=tuple(x.shape), **args) \
-            if ctx.needs_input_grad[0] else None
-        gw = Conv2dGradWeight.apply(x, gy, wshape=tuple(w.shape), **args) \
-            if ctx.needs_input_grad[1] else None
+        need_x, need_w = ctx.needs_input_grad
+        gx = Conv2dGradInput.apply(gy, w, shape=tuple(x.shape), **ctx.args) if need_x else None
+        gw = Conv2dGradWeight.apply(x, gy, wshape=tuple(w.shape), **ctx.args) if need_w else None
         return gx, gw
 
 
-class Conv2dGradInput(Op):
+class Conv2dGradInput(_ConvOp):
     """conv2d's input gradient from the output gradient and the weight; linear in each."""
 
     op_name = "conv2d_grad_input"
-
-    @staticmethod
-    def forward(ctx, gy, w, shape, window, groups):
-        ctx.save_for_backward(gy, w)
-        ctx.window, ctx.groups = window, groups
-        return conv2d_grad_input_array(gy.array, w.array, shape, window, groups)
+    compute = staticmethod(conv2d_grad_input_array)
 
     @staticmethod
     def backward(ctx, g):
         gy, w = ctx.saved_tensors
-        args = dict(window=ctx.window, groups=ctx.groups)
-        d_gy = Conv2d.apply(g, w, **args) if ctx.needs_input_grad[0] else None
-        d_w = Conv2dGradWeight.apply(g, gy, wshape=tuple(w.shape), **args) \
-            if ctx.needs_input_grad[1] else None
+        need_gy, need_w = ctx.needs_input_grad
+        d_gy = Conv2d.apply(g, w, **ctx.args) if need_gy else None
+        d_w = Conv2dGradWeight.apply(g, gy, wshape=tuple(w.shape), **ctx.args) if need_w else None
         return d_gy, d_w
 
 
-class Conv2dGradWeight(Op):
+class Conv2dGradWeight(_ConvOp):
     """conv2d's weight gradient from the input and the output gradient; linear in each."""
 
     op_name = "conv2d_grad_weight"
-
-    @staticmethod
-    def forward(ctx, x, gy, wshape, window, groups):
-        ctx.save_for_backward(x, gy)
-        ctx.window, ctx.groups = window, groups
-        return conv2d_grad_weight_array(x.array, gy.array, wshape, window, groups)
+    compute = staticmethod(conv2d_grad_weight_array)
 
     @staticmethod
     def backward(ctx, g):
         x, gy = ctx.saved_tensors
-        args = dict(window=ctx.window, groups=ctx.groups)
-        d_x = Conv2dGradInput.apply(gy, g, shape=tuple(x.shape), **args) \
-            if ctx.needs_input_grad[0] else None
-        d_gy = Conv2d.apply(x, g, **args) if ctx.needs_input_grad[1] else None
+        need_x, need_gy = ctx.needs_input_grad
+        d_x = Conv2dGradInput.apply(gy, g, shape=tuple(x.shape), **ctx.args) if need_x else None
+        d_gy = Conv2d.apply(x, g, **ctx.args) if need_gy else None
         return d_x, d_gy
 
 
-# -- argument handling shared with pooling ----------------------------------------------------
-def pair(op: str, name: str, value: Any, minimum: int | None = None) -> tuple:
-    """An int or a pair of ints as a (height, width) pair, checked against `minimum`."""
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                                  for v in items):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    items = tuple(int(v) for v in items)
-    if minimum is not None and min(items) < minimum:
-        what = "positive" if minimum == 1 else "non-negative"
-        raise RuntimeError(f"{op}: {name} must be {what}, got {value!r}")
-    return items
-
-
-def to_batch(op: str, x: Any) -> tuple:
-    """A 4-D view of an (N, C, H, W) or unbatched (C, H, W) input, and whether it was batched."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
-    if x.ndim not in (3, 4):
-        raise RuntimeError(f"{op}: expected a 3-D (unbatched) or 4-D (batched) input, got "
-                           f"shape {tuple(x.shape)}")
-    if 0 in x.shape[1:]:
-        raise RuntimeError(f"{op}: expected non-zero sizes for the non-batch dimensions, got "
-                           f"shape {tuple(x.shape)}")
-    return (x, True) if x.ndim == 4 else (unsqueeze(x, 0), False)
-
-
-def from_batch(out: Tensor, batched: bool) -> Tensor:
-    return out if batched else squeeze(out, 0)
-
-
-def check_window(op: str, window: Window, shape: tuple) -> tuple:
-    """The output size (oh, ow), checked to be at least one window per axis."""
-    oh, ow = window.out_size(*shape[2:])
-    if oh < 1 or ow < 1:
-        pt, pb, pl, pr = window.padding
-        padded = (shape[2] + pt + pb, shape[3] + pl + pr)
-        span = tuple(d * (k - 1) + 1 for k, d in zip(window.kernel, window.dilation))
-        raise RuntimeError(f"{op}: kernel size {window.kernel} (dilated span {span}) is larger "
-                           f"than the padded input {padded} (input shape {tuple(shape)}); the "
-                           f"output size would be ({oh}, {ow})")
-    return oh, ow
-
-
-def conv_padding(padding: Any, kernel: tuple, stride: tuple, dilation: tuple) -> tuple:
-    """(top, bottom, left, right) from an int, a pair, 'valid' or 'same'."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return (0, 0, 0, 0)
-        if padding != "same":
-            raise ValueError(f"conv2d: invalid padding string {padding!r}; use 'valid', "
-                             "'same', an int or a pair of ints")
-        if stride != (1, 1):
-            raise RuntimeError(f"conv2d: padding='same' is not supported for strided "
-                               f"convolutions (stride {stride})")
-        # NOTE: a dilated kernel spans d*(k-1)+1 pixels, so 'same' pads d*(k-1) in all; when
-        # that is odd the extra pixel goes after (bottom/right), as torch does.
-        th, tw = (d * (k - 1) for k, d in zip(kernel, dilation))
-        return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
-    ph, pw = pair("conv2d", "padding", padding)
-    if min(ph, pw) < 0:
-        raise RuntimeError(f"conv2d: negative padding is not supported, got {padding!r}")
-    return (ph, ph, pw, pw)
-
-
 def _check_conv(x: Tensor, weight: Tensor, bias: Tensor | None, groups: int) -> None:
+    """conv2d's own checks, those pooling has no part in: the weight, groups and bias against
+    the (batched) input."""
     if not isinstance(weight, Tensor):
         raise TypeError(f"conv2d: weight must be a Tensor, got {type(weight).__name__}")
     wshape = tuple(weight.shape)

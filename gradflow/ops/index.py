@@ -11,6 +11,8 @@ from ..autograd.function import Op
 from ..backend import array_module, move_array, on_device
 from ..cuda import checks
 from ..tensor import Tensor
+from .adjoint import LinearOp, adjoints
+from .shape import unsqueeze
 from .util import normalize_dim, operand_arrays, result_dtype
 
 
@@ -103,17 +105,14 @@ def _is_basic(items: tuple) -> bool:
     return all(it is None or it is Ellipsis or isinstance(it, (int, slice)) for it in items)
 
 
-class GetItem(Op):
-    op_name = "getitem"
+class GetItem(LinearOp):
+    """x[items]; its adjoint scatter-adds the gradient back (`IndexAddInto`)."""
+
+    op_name, params = "getitem", ("items",)
 
     @staticmethod
-    def forward(ctx, x, items):
-        ctx.in_shape, ctx.items = x.shape, items
-        return x.array[items]
-
-    @staticmethod
-    def backward(ctx, g):
-        return IndexAddInto.apply(g, shape=ctx.in_shape, items=ctx.items)
+    def compute(a, items):
+        return a[items]
 
 
 def scatter_add_in_order(out: Any, items: tuple, values: Any) -> None:
@@ -139,30 +138,28 @@ def scatter_add_in_order(out: Any, items: tuple, values: Any) -> None:
         flat[targets[chosen]] += values[chosen]
 
 
-class IndexAddInto(Op):
+class IndexAddInto(LinearOp):
     """Scatter-add `g` into zeros of `shape` at `items`: the adjoint of indexing."""
 
-    op_name = "index_backward"
+    op_name, params = "index_backward", ("shape", "items")
 
     @staticmethod
-    def forward(ctx, g, shape, items):
-        ctx.items = items
-        xp = g._xp
+    def compute(g, shape, items):
+        xp = array_module(g)
         out = xp.zeros(shape, g.dtype)
         if _is_basic(items):
-            out[items] = g.array
+            out[items] = g
         elif xp is np:
-            np.add.at(out, items, g.array)
+            np.add.at(out, items, g)
         elif determinism.are_deterministic_algorithms_enabled():
-            scatter_add_in_order(out, items, g.array)
+            scatter_add_in_order(out, items, g)
         else:
             import cupyx
-            cupyx.scatter_add(out, items, g.array)
+            cupyx.scatter_add(out, items, g)
         return out
 
-    @staticmethod
-    def backward(ctx, gg):
-        return GetItem.apply(gg, items=ctx.items)
+
+adjoints(GetItem, IndexAddInto)
 
 
 def getitem(x: Tensor, index: Any) -> Tensor:
@@ -226,14 +223,20 @@ class Split(Op):
         return cat(parts, ctx.dim)
 
 
-def cat(tensors: Any, dim: int = 0) -> Tensor:
-    """Join tensors along an existing dimension (torch.cat)."""
+def _tensor_list(op: str, tensors: Any) -> list:
+    """The tensors cat and stack join: a non-empty sequence of Tensors, as a list."""
     tensors = list(tensors)
     if not tensors:
-        raise ValueError("cat: expected a non-empty list of Tensors")
+        raise ValueError(f"{op}: expected a non-empty list of Tensors")
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
-            raise TypeError(f"cat: expected Tensors, got {type(t).__name__} at position {i}")
+            raise TypeError(f"{op}: expected Tensors, got {type(t).__name__} at position {i}")
+    return tensors
+
+
+def cat(tensors: Any, dim: int = 0) -> Tensor:
+    """Join tensors along an existing dimension (torch.cat)."""
+    tensors = _tensor_list("cat", tensors)
     first = tensors[0]
     d = normalize_dim("cat", dim, first.ndim)
     for i, t in enumerate(tensors[1:], 1):
@@ -249,18 +252,13 @@ def cat(tensors: Any, dim: int = 0) -> Tensor:
 
 def stack(tensors: Any, dim: int = 0) -> Tensor:
     """Join equally shaped tensors along a new dimension (torch.stack)."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("stack: expected a non-empty list of Tensors")
+    tensors = _tensor_list("stack", tensors)
     for i, t in enumerate(tensors):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"stack: expected Tensors, got {type(t).__name__} at position {i}")
         if t.shape != tensors[0].shape:
             raise RuntimeError(f"stack: expects each tensor to be equal size, but got "
                                f"{tuple(tensors[0].shape)} at entry 0 and {tuple(t.shape)} at "
                                f"entry {i}")
     d = normalize_dim("stack", dim, tensors[0].ndim + 1)
-    from .shape import unsqueeze
     return cat([unsqueeze(t, d) for t in tensors], d)
 
 

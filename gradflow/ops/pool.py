@@ -5,8 +5,9 @@ Fixed windows are conv's `Im2col` columns, so the backward is `Col2im`: the max'
 reaches its argmax through `max` along the window axis, the average's is spread by `sum`.
 Adaptive windows differ in size; they are gathered at the largest size with `getitem`, whose
 backward is a scatter-add. `max_pool2d`, `avg_pool2d` and `adaptive_avg_pool2d` each pick, once:
-kernel arrays run the kernel ops of kernels/pool.cu (`MaxPool2dKernel`, `LinearPoolKernel`),
-other arrays the composite reference beside them (`_max_pool2d_reference`, ...).
+kernel arrays run the kernel ops of kernels/pool.cu (`MaxPool2dKernel`, `LinearPoolKernel` and
+its adaptive twin), other arrays the composite reference beside them (`_max_pool2d_reference`,
+...).
 """
 from __future__ import annotations
 
@@ -15,15 +16,18 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from ..argcheck import pair
 from ..autograd.function import Op
 from ..backend import move_array
 from ..cuda import compiler
 from ..cuda import pool as kernels
 from ..tensor import Tensor
 from . import reduce
-from .conv import Im2col, Window, check_window, from_batch, pair, to_batch
+from .adjoint import LinearOp, adjoints
+from .conv import Im2col
 from .index import getitem
 from .shape import reshape
+from .window import Window, check_window, from_batch, to_batch
 
 
 class MaxPool2dKernel(Op):
@@ -72,34 +76,41 @@ class PoolKernels(NamedTuple):
     adjoint: Callable
 
 
-class LinearPoolKernel(Op):
-    """Average or adaptive-average pooling by kernel; the adjoint kernel is its backward."""
+class LinearPoolKernel(LinearOp):
+    """Average pooling by kernel (`pool.forward`); its adjoint op, `LinearPoolKernelAdjoint`,
+    runs `pool.adjoint`."""
 
-    op_name = "avg_pool2d"
-
-    @staticmethod
-    def forward(ctx, x, pool):
-        ctx.pool, ctx.in_shape = pool, tuple(x.shape)
-        return pool.forward(x.array)
+    op_name, params = "avg_pool2d", ("pool",)
 
     @staticmethod
-    def backward(ctx, g):
-        return LinearPoolKernelAdjoint.apply(g, pool=ctx.pool, shape=ctx.in_shape)
+    def compute(x, pool):
+        return pool.forward(x)
 
 
-class LinearPoolKernelAdjoint(Op):
+class LinearPoolKernelAdjoint(LinearOp):
     """The backward of `LinearPoolKernel`, whose own backward is that op again."""
 
-    op_name = "avg_pool2d_backward"
+    op_name, params = "avg_pool2d_backward", ("pool", "shape")
 
     @staticmethod
-    def forward(ctx, g, pool, shape):
-        ctx.pool = pool
-        return pool.adjoint(g.array, shape)
+    def compute(g, pool, shape):
+        return pool.adjoint(g, shape)
 
-    @staticmethod
-    def backward(ctx, gg):
-        return LinearPoolKernel.apply(gg, pool=ctx.pool)
+
+class AdaptiveLinearPoolKernel(LinearPoolKernel):
+    """Adaptive average pooling by kernel, under its own name in errors."""
+
+    op_name = "adaptive_avg_pool2d"
+
+
+class AdaptiveLinearPoolKernelAdjoint(LinearPoolKernelAdjoint):
+    """The backward of `AdaptiveLinearPoolKernel`."""
+
+    op_name = "adaptive_avg_pool2d_backward"
+
+
+adjoints(LinearPoolKernel, LinearPoolKernelAdjoint)
+adjoints(AdaptiveLinearPoolKernel, AdaptiveLinearPoolKernelAdjoint)
 
 
 def _pool_window(op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any,
@@ -271,7 +282,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
     if compiler.uses_kernels(x.array):
         pool = PoolKernels(functools.partial(kernels.adaptive_avgpool2d, out_size=out_size),
                            kernels.adaptive_avgpool2d_backward)
-        out = LinearPoolKernel.apply(x, pool=pool)
+        out = AdaptiveLinearPoolKernel.apply(x, pool=pool)
     else:
         out = _adaptive_avg_pool2d_reference(x, out_size)
     return from_batch(out, batched)

@@ -1,5 +1,10 @@
 """Reductions: sum, mean, max/min (with indices along a dim), amax/amin, argmax/argmin, and
-var, std, logsumexp composed from them."""
+var, std, logsumexp composed from them.
+
+The extremes are three ops, each serving both directions by its `largest` flag:
+`ExtremeOverAxes` (amax/amin), `ExtremeAlongDim` (max/min along a dim, with indices) and
+`ExtremeIndex` (argmax/argmin); `max(x, tensor)` is elementwise.BinaryExtreme (maximum).
+"""
 from __future__ import annotations
 
 import builtins
@@ -67,18 +72,21 @@ class Mean(Op):
         return _spread(g, ctx.in_shape, ctx.axes, ctx.keepdim) / builtins.max(ctx.count, 1)
 
 
-class _Extreme(Op):
-    """amax/amin over axes: ties share the gradient evenly, as PyTorch's amax does."""
+# -- extremes ---------------------------------------------------------------------------------
+class ExtremeOverAxes(Op):
+    """amax/amin: the extreme value over axes; ties share the gradient evenly, as PyTorch's
+    amax does."""
 
     saves_outputs = True
+    largest: bool
 
     @classmethod
     def forward(cls, ctx, x, axes, keepdim):
         _check_nonempty(cls.op_name, x, axes)
         ctx.save_for_backward(x)
         ctx.axes, ctx.keepdim = axes, keepdim
-        fn = x.array.max if cls.op_name == "amax" else x.array.min
-        return fn(axis=axes, keepdims=keepdim)
+        extreme = x.array.max if cls.largest else x.array.min
+        return extreme(axis=axes, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, g):
@@ -89,26 +97,19 @@ class _Extreme(Op):
         return _spread(g, x.shape, ctx.axes, ctx.keepdim) * hit / count
 
 
-class Amax(_Extreme):
-    op_name = "amax"
-
-
-class Amin(_Extreme):
-    op_name = "amin"
-
-
-class _ExtremeDim(Op):
-    """max/min along one dim, returning (values, indices); the gradient goes to the index."""
+class ExtremeAlongDim(Op):
+    """max/min along one dim: (values, indices); the gradient goes to the first extreme, the
+    one the index names."""
 
     saves_outputs = True
+    largest: bool
 
     @classmethod
     def forward(cls, ctx, x, dim, keepdim):
         _check_nonempty(cls.op_name, x, (dim,))
         ctx.in_shape, ctx.dim, ctx.keepdim = x.shape, dim, keepdim
         xp = x._xp
-        arg = xp.argmax if cls.op_name == "max" else xp.argmin
-        idx = xp.expand_dims(arg(x.array, axis=dim), dim)
+        idx = xp.expand_dims(_arg_function(xp, cls.largest)(x.array, axis=dim), dim)
         values = xp.take_along_axis(x.array, idx, axis=dim)
         if not keepdim:
             idx, values = idx.squeeze(dim), values.squeeze(dim)
@@ -127,21 +128,16 @@ class _ExtremeDim(Op):
         return expand(g, ctx.in_shape) * Tensor._wrap(positions == idx.array)
 
 
-class MaxDim(_ExtremeDim):
-    op_name = "max"
+class ExtremeIndex(Op):
+    """argmax/argmin: the index of the first extreme, along a dim or in the flattened input;
+    an index has no gradient."""
 
-
-class MinDim(_ExtremeDim):
-    op_name = "min"
-
-
-class ArgExtreme(Op):
     differentiable = False
+    largest: bool
 
     @classmethod
     def forward(cls, ctx, x, dim, keepdim):
-        xp = x._xp
-        fn = xp.argmax if cls.op_name == "argmax" else xp.argmin
+        fn = _arg_function(x._xp, cls.largest)
         if dim is None:
             _check_nonempty(cls.op_name, x, ())
             out = fn(x.array.reshape(-1))
@@ -150,12 +146,32 @@ class ArgExtreme(Op):
         return fn(x.array, axis=dim, keepdims=keepdim).astype(dtypes.int64, copy=False)
 
 
-class Argmax(ArgExtreme):
-    op_name = "argmax"
+def _arg_function(xp, largest: bool):
+    return xp.argmax if largest else xp.argmin
 
 
-class Argmin(ArgExtreme):
-    op_name = "argmin"
+class Amax(ExtremeOverAxes):
+    op_name, largest = "amax", True
+
+
+class Amin(ExtremeOverAxes):
+    op_name, largest = "amin", False
+
+
+class MaxDim(ExtremeAlongDim):
+    op_name, largest = "max", True
+
+
+class MinDim(ExtremeAlongDim):
+    op_name, largest = "min", False
+
+
+class Argmax(ExtremeIndex):
+    op_name, largest = "argmax", True
+
+
+class Argmin(ExtremeIndex):
+    op_name, largest = "argmin", False
 
 
 def sum(x: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
@@ -168,27 +184,29 @@ def mean(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     return Mean.apply(x, axes=normalize_dims("mean", dim, x.ndim), keepdim=keepdim)
 
 
-def _max_or_min(op: str, x: Tensor, dim: Any, keepdim: bool):
+def _max_or_min(x: Tensor, dim: Any, keepdim: bool, of_two, over_axes: type,
+                along_dim: type):
+    """max or min by what `dim` is: a tensor (the elementwise `of_two`), None (the extreme
+    value `over_axes`, all of them) or a dim ((values, indices) `along_dim`)."""
     if isinstance(dim, Tensor):
-        return (maximum if op == "max" else minimum)(x, dim)
+        return of_two(x, dim)
     if dim is None:
-        return (Amax if op == "max" else Amin).apply(x, axes=tuple(range(x.ndim)),
-                                                    keepdim=False)
-    d = normalize_dim(op, dim, x.ndim)
+        return over_axes.apply(x, axes=tuple(range(x.ndim)), keepdim=False)
+    d = normalize_dim(along_dim.op_name, dim, x.ndim)
     if x.ndim == 0:  # NOTE: PyTorch lets a 0-d tensor be its own max at index 0, still 0-d
         x, keepdim = reshape(x, (1,)), False
-    values, indices = (MaxDim if op == "max" else MinDim).apply(x, dim=d, keepdim=keepdim)
+    values, indices = along_dim.apply(x, dim=d, keepdim=keepdim)
     return values_indices(values, indices)
 
 
 def max(x: Tensor, dim: Any = None, keepdim: bool = False):
     """Largest value; with `dim`, (values, indices) along it; with a tensor, `maximum`."""
-    return _max_or_min("max", x, dim, keepdim)
+    return _max_or_min(x, dim, keepdim, maximum, Amax, MaxDim)
 
 
 def min(x: Tensor, dim: Any = None, keepdim: bool = False):
     """Smallest value; with `dim`, (values, indices) along it; with a tensor, `minimum`."""
-    return _max_or_min("min", x, dim, keepdim)
+    return _max_or_min(x, dim, keepdim, minimum, Amin, MinDim)
 
 
 def amax(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
@@ -199,18 +217,18 @@ def amin(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     return Amin.apply(x, axes=normalize_dims("amin", dim, x.ndim), keepdim=keepdim)
 
 
-def _arg_extreme(cls: type, x: Tensor, dim: Any, keepdim: bool) -> Tensor:
-    d = None if dim is None else normalize_dim(cls.op_name, dim, x.ndim)
+def _extreme_index(op: type, x: Tensor, dim: Any, keepdim: bool) -> Tensor:
+    d = None if dim is None else normalize_dim(op.op_name, dim, x.ndim)
     # NOTE: a 0-d tensor takes dim 0 or -1, as in PyTorch; its only index is 0.
-    return cls.apply(x, dim=None if x.ndim == 0 else d, keepdim=keepdim)
+    return op.apply(x, dim=None if x.ndim == 0 else d, keepdim=keepdim)
 
 
 def argmax(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
-    return _arg_extreme(Argmax, x, dim, keepdim)
+    return _extreme_index(Argmax, x, dim, keepdim)
 
 
 def argmin(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
-    return _arg_extreme(Argmin, x, dim, keepdim)
+    return _extreme_index(Argmin, x, dim, keepdim)
 
 
 def _correction(op: str, unbiased: Any, correction: Any) -> float:

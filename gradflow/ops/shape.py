@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..autograd.function import Op
+from ..backend import array_module
 from ..tensor import Tensor
+from .adjoint import LinearOp, adjoints
 from .util import normalize_dim
 
 
@@ -40,17 +42,17 @@ def _infer_shape(op: str, shape: tuple, numel: int, in_shape: tuple) -> tuple:
     return shape
 
 
-class Reshape(Op):
-    op_name = "reshape"
+class Reshape(LinearOp):
+    """Same values in a new shape; its own adjoint, back to the input's shape."""
+
+    op_name, params = "reshape", ("shape",)
 
     @staticmethod
-    def forward(ctx, x, shape):
-        ctx.in_shape = x.shape
-        return x.array.reshape(shape)
+    def compute(a, shape):
+        return a.reshape(shape)
 
-    @staticmethod
-    def backward(ctx, g):
-        return reshape(g, ctx.in_shape)
+
+adjoints(Reshape, Reshape)
 
 
 class Permute(Op):
@@ -69,36 +71,31 @@ class Permute(Op):
         return permute(g, *inverse)
 
 
-class Expand(Op):
-    op_name = "expand"
+class Expand(LinearOp):
+    """Broadcast to `shape` without copying; its adjoint sums back (`SumTo`)."""
+
+    op_name, params = "expand", ("shape",)
 
     @staticmethod
-    def forward(ctx, x, shape):
-        ctx.in_shape = x.shape
-        return x._xp.broadcast_to(x.array, shape)
-
-    @staticmethod
-    def backward(ctx, g):
-        return sum_to(g, ctx.in_shape)
+    def compute(a, shape):
+        return array_module(a).broadcast_to(a, shape)
 
 
-class SumTo(Op):
+class SumTo(LinearOp):
     """Sum a broadcast result back down to `shape`: the adjoint of `expand`."""
 
-    op_name = "sum_to"
+    op_name, params = "sum_to", ("shape",)
 
     @staticmethod
-    def forward(ctx, x, shape):
-        ctx.in_shape = x.shape
-        lead = x.ndim - len(shape)
+    def compute(a, shape):
+        lead = a.ndim - len(shape)
         axes = tuple(range(lead)) + tuple(
-            lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1)
-        out = x.array.sum(axis=axes, keepdims=True) if axes else x.array
+            lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1)
+        out = a.sum(axis=axes, keepdims=True) if axes else a
         return out.reshape(shape)
 
-    @staticmethod
-    def backward(ctx, g):
-        return expand(g, ctx.in_shape)
+
+adjoints(Expand, SumTo)
 
 
 class Contiguous(Op):

@@ -7,7 +7,7 @@ from typing import Any, Iterable
 from ..backend import array_module
 from ..cuda import optim as fused
 from ..tensor import Tensor
-from .optimizer import Optimizer
+from .optimizer import Optimizer, decayed_grad
 
 
 def adagrad_step(param: Any, grad: Any, state_sum: Any, *, step: int, lr: float,
@@ -18,10 +18,7 @@ def adagrad_step(param: Any, grad: Any, state_sum: Any, *, step: int, lr: float,
     lr / (1 + (step - 1) * lr_decay).
     """
     xp = array_module(param)
-    if maximize:
-        grad = -grad
-    if weight_decay != 0:
-        grad = grad + weight_decay * param
+    grad = decayed_grad(param, grad, weight_decay=weight_decay, maximize=maximize)
     clr = lr / (1 + (step - 1) * lr_decay)
     state_sum += grad * grad
     std = xp.sqrt(state_sum)

@@ -7,7 +7,7 @@ from .. import argcheck
 from ..backend import array_module
 from ..cuda import optim as fused
 from ..tensor import Tensor
-from .optimizer import Optimizer
+from .optimizer import Optimizer, decayed_grad
 
 
 def adam_step(param: Any, grad: Any, exp_avg: Any, exp_avg_sq: Any, max_exp_avg_sq: Any | None,
@@ -19,13 +19,8 @@ def adam_step(param: Any, grad: Any, exp_avg: Any, exp_avg_sq: Any, max_exp_avg_
     Decoupled weight decay (AdamW) shrinks the parameter instead of adding to the gradient.
     """
     xp = array_module(param)
-    if maximize:
-        grad = -grad
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param *= 1 - lr * weight_decay
-        else:
-            grad = grad + weight_decay * param
+    grad = decayed_grad(param, grad, weight_decay=weight_decay, maximize=maximize,
+                        decoupled_lr=lr if decoupled_weight_decay else None)
     # NOTE: torch moves the first moment with lerp_, i.e. m += (1 - beta1) * (g - m).
     exp_avg += (1 - beta1) * (grad - exp_avg)
     exp_avg_sq *= beta2

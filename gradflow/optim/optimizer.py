@@ -144,7 +144,7 @@ class Optimizer:
                         state.update(self._init_state(p, group))
                 if "step" in state:
                     state["step"] += 1
-                p._vbox[0] += 1
+                p._version_box[0] += 1
                 todo.append((p, state, group))
         return todo
 
@@ -236,6 +236,22 @@ class Optimizer:
         for saved, group in zip(saved_groups, self.param_groups):
             saved["params"] = group["params"]
         self.state, self.param_groups = state, saved_groups
+
+
+def decayed_grad(param: Any, grad: Any, *, weight_decay: float, maximize: bool,
+                 decoupled_lr: float | None = None) -> Any:
+    """The gradient an update rule follows, on NumPy or CuPy arrays: negated with `maximize`,
+    plus `weight_decay * param` (L2 decay). With `decoupled_lr` (AdamW's decoupled decay) the
+    decay shrinks `param` in place by decoupled_lr * weight_decay instead, and the gradient is
+    left as it is. The fused kernels share it as `decayed_grad` in kernels/optim.cu."""
+    if maximize:
+        grad = -grad
+    if weight_decay != 0:
+        if decoupled_lr is None:
+            grad = grad + weight_decay * param
+        else:
+            param *= 1 - decoupled_lr * weight_decay
+    return grad
 
 
 def _check_ordered(name: str, params: Any) -> None:

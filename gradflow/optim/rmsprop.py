@@ -6,7 +6,7 @@ from typing import Any, Iterable
 from ..backend import array_module
 from ..cuda import optim as fused
 from ..tensor import Tensor
-from .optimizer import Optimizer
+from .optimizer import Optimizer, decayed_grad
 
 
 def rmsprop_step(param: Any, grad: Any, square_avg: Any, grad_avg: Any | None,
@@ -18,10 +18,7 @@ def rmsprop_step(param: Any, grad: Any, square_avg: Any, grad_avg: Any | None,
     `momentum_buffer` when momentum > 0.
     """
     xp = array_module(param)
-    if maximize:
-        grad = -grad
-    if weight_decay != 0:
-        grad = grad + weight_decay * param
+    grad = decayed_grad(param, grad, weight_decay=weight_decay, maximize=maximize)
     square_avg *= alpha
     square_avg += (1 - alpha) * grad * grad
     if grad_avg is not None:

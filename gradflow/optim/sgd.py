@@ -6,7 +6,7 @@ from typing import Any, Iterable
 from ..backend import array_module
 from ..cuda import optim as fused
 from ..tensor import Tensor
-from .optimizer import Optimizer
+from .optimizer import Optimizer, decayed_grad
 
 
 def sgd_step(param: Any, grad: Any, momentum_buffer: Any | None, *, lr: float, momentum: float,
@@ -16,10 +16,7 @@ def sgd_step(param: Any, grad: Any, momentum_buffer: Any | None, *, lr: float, m
     Returns the momentum buffer, which the first step creates as a copy of the gradient (no
     dampening on that step), as torch does; None without momentum.
     """
-    if maximize:
-        grad = -grad
-    if weight_decay != 0:
-        grad = grad + weight_decay * param
+    grad = decayed_grad(param, grad, weight_decay=weight_decay, maximize=maximize)
     if momentum != 0:
         if momentum_buffer is None:
             # NOTE: xp.array, not grad.copy(): NumPy turns -grad of a 0-d array into a scalar

@@ -1,6 +1,6 @@
-"""`python -m gradflow.train`: see gradflow/train/__init__.py."""
+"""`python -m gradflow.train`: see gradflow/train/cli.py."""
 import sys
 
-from . import main
+from .cli import main
 
 sys.exit(main())

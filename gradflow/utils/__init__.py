@@ -1,5 +1,6 @@
 """Helpers mirroring torch.utils (`gradflow.utils.data` holds datasets, samplers and loaders),
-and training tools: early stopping, accuracy metrics and the seeds' sanity checks."""
+and training tools: early stopping, accuracy metrics and the sanity checks to run before a
+long training run (sanity.py)."""
 from . import data
 from .early_stopping import EarlyStopping
 from .evaluate import evaluate

@@ -1,4 +1,7 @@
-"""The seeds' sanity checks before a long training run, as one call: `sanity_check`."""
+"""Sanity checks before a long training run, as one call: `sanity_check`. The recipe is
+Salakhutdinov's ("Deep Learning", MLSS 2017) and Solberg's ("Training convolutional networks
+for classification", IN5400, University of Oslo, 2019): check the gradients by finite
+differences, look for saturated units, and overfit a small set first."""
 from __future__ import annotations
 
 import copy

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ... import creation
-from ...ops.conv import conv2d, conv_padding, pair
+from ... import argcheck, creation
+from ...ops.conv import conv2d
 from ...ops.pad import pad
+from ...ops.window import conv_padding
 from ...tensor import Tensor
+from .. import init
 from ..module import Module
 from ..parameter import Parameter
-from .linear import reset_linear_
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -22,21 +23,20 @@ class Conv2d(Module):
                  padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
                  padding_mode: str = "zeros", device=None, dtype=None) -> None:
         super().__init__()
-        if not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"Conv2d: groups must be a positive integer, got {groups!r}")
+        groups = argcheck.integer("Conv2d", "groups", groups, minimum=1)
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(v, int) or v < 0 or v % groups:
+            if argcheck.integer("Conv2d", name, v, minimum=0) % groups:
                 raise ValueError(f"Conv2d: {name} must be a non-negative int divisible by "
                                  f"groups={groups}, got {v!r}")
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"Conv2d: padding_mode must be one of {PADDING_MODES}, got "
                              f"{padding_mode!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = pair("Conv2d", "kernel_size", kernel_size, minimum=1)
-        self.stride = pair("Conv2d", "stride", stride, minimum=1)
-        self.dilation = pair("Conv2d", "dilation", dilation, minimum=1)
-        self.padding = padding if isinstance(padding, str) else pair("Conv2d", "padding",
-                                                                     padding, minimum=0)
+        self.kernel_size = argcheck.pair("Conv2d", "kernel_size", kernel_size, minimum=1)
+        self.stride = argcheck.pair("Conv2d", "stride", stride, minimum=1)
+        self.dilation = argcheck.pair("Conv2d", "dilation", dilation, minimum=1)
+        self.padding = padding if isinstance(padding, str) else argcheck.pair(
+            "Conv2d", "padding", padding, minimum=0)
         # NOTE: validates the padding now, and gives (top, bottom, left, right) for the
         # non-zero padding modes, which pad before a convolution with no padding.
         self._pads = conv_padding(self.padding, self.kernel_size, self.stride, self.dilation)
@@ -51,7 +51,7 @@ class Conv2d(Module):
 
     def reset_parameters(self) -> None:
         """PyTorch's default init, the same as Linear's with fan_in = in/groups * kH * kW."""
-        reset_linear_(self.weight, self.bias)
+        init.reset_linear_(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
         if self.padding_mode == "zeros":

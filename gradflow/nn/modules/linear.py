@@ -1,8 +1,6 @@
 """Linear, Identity, Flatten and Maxout layers."""
 from __future__ import annotations
 
-import math
-
 from ... import argcheck, creation
 from ...ops.reduce import amax
 from ...ops.shape import flatten, reshape
@@ -11,6 +9,8 @@ from .. import functional as F
 from .. import init
 from ..module import Module
 from ..parameter import Parameter
+from .conv import Conv2d
+from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 
 
 class Identity(Module):
@@ -34,15 +34,6 @@ class Flatten(Module):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
-def reset_linear_(weight: Parameter, bias: Parameter | None) -> None:
-    """PyTorch's default: kaiming_uniform_(a=sqrt(5)) weights, U(+-1/sqrt(fan_in)) bias."""
-    init.kaiming_uniform_(weight, a=math.sqrt(5))
-    if bias is not None:
-        fan_in, _ = init._calculate_fan_in_and_fan_out(weight)
-        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-        init.uniform_(bias, -bound, bound)
-
-
 class Linear(Module):
     """y = x W^T + b (torch.nn.Linear).
 
@@ -61,7 +52,7 @@ class Linear(Module):
             self.bias = Parameter(creation.empty(out_features, device=device, dtype=dtype))
         else:
             self.register_parameter("bias", None)
-        reset_linear_(self.weight, self.bias)
+        init.reset_linear_(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.linear(input, self.weight, self.bias)
@@ -107,10 +98,6 @@ class Maxout(Module):
 def _first_dense_after_feature_maps(linear: Linear, model: Module) -> bool:
     """Whether `linear` is the first Linear of `model` and follows a Flatten or a spatial
     layer, the last of which is not an adaptive pooling (see Linear._failure_hint)."""
-    # NOTE: imported here because conv.py imports this module (for reset_linear_).
-    from .conv import Conv2d
-    from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
-
     spatial = (Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d)
     last_spatial, flattened = None, False
     for m in model.modules():

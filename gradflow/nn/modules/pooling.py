@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any
 
 from ... import argcheck
-from ...ops.conv import pair
 from ...ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from ...tensor import Tensor
 from ..module import Module
@@ -14,11 +13,11 @@ def _check_window(owner: str, kernel_size: Any, stride: Any, padding: Any,
                   dilation: Any = 1) -> None:
     """Check a pooling window when the layer is built, with the helper (`pair`) that the
     pooling ops use when called, so a bad size fails at construction, naming the layer."""
-    pair(owner, "kernel_size", kernel_size, minimum=1)
+    argcheck.pair(owner, "kernel_size", kernel_size, minimum=1)
     if stride is not None:
-        pair(owner, "stride", stride, minimum=1)
-    pair(owner, "padding", padding, minimum=0)
-    pair(owner, "dilation", dilation, minimum=1)
+        argcheck.pair(owner, "stride", stride, minimum=1)
+    argcheck.pair(owner, "padding", padding, minimum=0)
+    argcheck.pair(owner, "dilation", dilation, minimum=1)
 
 
 class MaxPool2d(Module):

@@ -1,0 +1,80 @@
+"""Window geometry shared by the 2-D sliding-window ops (convolution and pooling): the
+`Window` a kernel slides over, the batched view of an (N, C, H, W) or unbatched (C, H, W)
+input, the check that at least one window fits, and conv's padding rules ('same', 'valid').
+The int-or-pair sizes these ops take are parsed by `gradflow.argcheck.pair`.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ..argcheck import pair
+from ..tensor import Tensor
+from .shape import squeeze, unsqueeze
+
+
+class Window(NamedTuple):
+    """Where a 2-D sliding op reads: (height, width) pairs, and the padding of the input
+    as (top, bottom, left, right)."""
+
+    kernel: tuple
+    stride: tuple
+    dilation: tuple
+    padding: tuple
+
+    def out_size(self, h: int, w: int) -> tuple:
+        pt, pb, pl, pr = self.padding
+        return tuple((n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(
+            (h + pt + pb, w + pl + pr), self.kernel, self.stride, self.dilation))
+
+
+def to_batch(op: str, x: Any) -> tuple:
+    """A 4-D view of an (N, C, H, W) or unbatched (C, H, W) input, and whether it was batched."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
+    if x.ndim not in (3, 4):
+        raise RuntimeError(f"{op}: expected a 3-D (unbatched) or 4-D (batched) input, got "
+                           f"shape {tuple(x.shape)}")
+    if 0 in x.shape[1:]:
+        raise RuntimeError(f"{op}: expected non-zero sizes for the non-batch dimensions, got "
+                           f"shape {tuple(x.shape)}")
+    return (x, True) if x.ndim == 4 else (unsqueeze(x, 0), False)
+
+
+def from_batch(out: Tensor, batched: bool) -> Tensor:
+    """Undo `to_batch`: drop the batch dimension it added to an unbatched input."""
+    return out if batched else squeeze(out, 0)
+
+
+def check_window(op: str, window: Window, shape: tuple) -> tuple:
+    """The output size (oh, ow), checked to be at least one window per axis."""
+    oh, ow = window.out_size(*shape[2:])
+    if oh < 1 or ow < 1:
+        pt, pb, pl, pr = window.padding
+        padded = (shape[2] + pt + pb, shape[3] + pl + pr)
+        span = tuple(d * (k - 1) + 1 for k, d in zip(window.kernel, window.dilation))
+        raise RuntimeError(f"{op}: kernel size {window.kernel} (dilated span {span}) is larger "
+                           f"than the padded input {padded} (input shape {tuple(shape)}); the "
+                           f"output size would be ({oh}, {ow})")
+    return oh, ow
+
+
+def conv_padding(padding: Any, kernel: tuple, stride: tuple, dilation: tuple) -> tuple:
+    """conv2d's (top, bottom, left, right) padding from an int, a pair, 'valid' or 'same'
+    (shared by the functional form and the nn.Conv2d layer)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding != "same":
+            raise ValueError(f"conv2d: invalid padding string {padding!r}; use 'valid', "
+                             "'same', an int or a pair of ints")
+        if stride != (1, 1):
+            raise RuntimeError(f"conv2d: padding='same' is not supported for strided "
+                               f"convolutions (stride {stride})")
+        # NOTE: a dilated kernel spans d*(k-1)+1 pixels, so 'same' pads d*(k-1) in all; when
+        # that is odd the extra pixel goes after (bottom/right), as torch does.
+        th, tw = (d * (k - 1) for k, d in zip(kernel, dilation))
+        return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+    ph, pw = pair("conv2d", "padding", padding)
+    if min(ph, pw) < 0:
+        raise RuntimeError(f"conv2d: negative padding is not supported, got {padding!r}")
+    return (ph, ph, pw, pw)

@@ -1,0 +1,344 @@
+"""`python -m gradflow.train` (or `gradflow-train`): train a model-zoo net on MNIST or CIFAR-10.
+
+With no arguments it trains LeNet-5 on the MNIST digits bundled with gradflow, on the GPU when
+there is one, else on the CPU. It prints the model summary, a progress bar per epoch and a line
+per epoch; writes metrics.csv, curves.png (with matplotlib), and the best and last checkpoints
+to --out. `--resume` continues a run exactly where it stopped; Ctrl-C (or --max-steps) finishes
+the current step, saves, and exits.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import cuda, models, nn, optim
+from ..autograd.grad_mode import no_grad
+from ..creation import tensor
+from ..random import get_rng_state, manual_seed, set_rng_state
+from ..serialization import load, save
+from ..summary import summary
+from ..utils.early_stopping import EarlyStopping
+from ..utils.metrics import correct_topk
+from . import data, report
+
+INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C or --max-steps, after saving
+SIZE_224, SIZE_32 = (3, 224, 224), (3, 32, 32)
+# name: (builder taking the number of classes and input channels, input shape or None to keep
+# the data's own shape)
+MODELS = {
+    "lenet5": (lambda k, c: models.lenet5(k, in_channels=c), "28x28"),
+    "mlp": (None, None),
+    "alexnet": (lambda k, c: models.alexnet(k), SIZE_224),
+    "alexnet32": (lambda k, c: models.alexnet32(k), SIZE_32),
+    **{name: (lambda k, c, f=getattr(models, name): f(k), SIZE_224)
+       for name in ("vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "resnet18")},
+    **{name: (lambda k, c, f=getattr(models, name): f(k), SIZE_32)
+       for name in ("vgg11_32", "vgg11_bn32", "vgg16_32", "vgg16_bn32", "resnet18_32")},
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m gradflow.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=sorted(MODELS), default="lenet5")
+    p.add_argument("--dataset", choices=["bundled", "mnist", "cifar10"], default="bundled",
+                   help="bundled: the 10,000 MNIST digits shipped with gradflow (8,000 to "
+                        "train, of which 1,000 validate; 2,000 to test); mnist or cifar10: "
+                        "the standard files in --data-dir")
+    p.add_argument("--data-dir", help="folder with the MNIST or CIFAR-10 files")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop"], default="sgd")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--scheduler", choices=["cosine", "step", "none"], default="cosine",
+                   help="cosine: annealed to 0 over the run, per step; step: x0.1 every "
+                        "third of the epochs")
+    p.add_argument("--augment", action="store_true",
+                   help="random crops (and horizontal flips for CIFAR-10)")
+    p.add_argument("--patience", type=int, default=0,
+                   help="stop after this many epochs without a lower validation loss (0: off)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--out", default="runs/train", help="folder for checkpoints and metrics")
+    p.add_argument("--resume", nargs="?", const="last", metavar="CHECKPOINT",
+                   help="continue from a checkpoint (default: OUT/last.ckpt)")
+    p.add_argument("--subset", type=int, metavar="N", help="train on N training images only")
+    p.add_argument("--max-steps", type=int, metavar="N",
+                   help="stop as Ctrl-C does (save, exit 130) after N steps in this run")
+    return p
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
+    if args.lr <= 0 or args.momentum < 0 or args.weight_decay < 0:
+        raise SystemExit("--lr must be positive, --momentum and --weight-decay non-negative")
+
+
+def build_model(name: str, classes: int, shape: tuple) -> tuple:
+    """The model and the input shape (C, H, W) it takes, given the data's image shape."""
+    builder, size = MODELS[name]
+    if builder is None:
+        features = math.prod(shape)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(features, 512), nn.ReLU(),
+                              nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, classes))
+        return model, tuple(shape)
+    want = (shape[0], 28, 28) if size == "28x28" else size
+    return builder(classes, want[0]), want
+
+
+def make_optimizer(args: argparse.Namespace, params) -> optim.Optimizer:
+    if args.optimizer == "sgd":
+        return optim.SGD(params, lr=args.lr, momentum=args.momentum,
+                         weight_decay=args.weight_decay)
+    if args.optimizer == "rmsprop":
+        return optim.RMSprop(params, lr=args.lr, momentum=args.momentum,
+                             weight_decay=args.weight_decay)
+    kind = optim.AdamW if args.optimizer == "adamw" else optim.Adam
+    return kind(params, lr=args.lr, weight_decay=args.weight_decay)
+
+
+def make_scheduler(args: argparse.Namespace, opt: optim.Optimizer, steps_per_epoch: int):
+    """(scheduler, whether it steps per batch); (None, False) for a constant rate."""
+    if args.scheduler == "cosine":
+        return optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs * steps_per_epoch), True
+    if args.scheduler == "step":
+        return optim.lr_scheduler.StepLR(opt, max(1, args.epochs // 3), gamma=0.1), False
+    return None, False
+
+
+class StopRequest:
+    """Turns the first Ctrl-C into a request the loop honours after the current step; a
+    second Ctrl-C interrupts at once."""
+
+    def __init__(self, max_steps: int | None) -> None:
+        self.requested, self.steps, self.max_steps = False, 0, max_steps
+
+    def __enter__(self) -> "StopRequest":
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum, frame) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+        self.requested = True
+
+    def count_step(self) -> bool:
+        """Record a finished step; True when the run should stop now."""
+        self.steps += 1
+        if self.max_steps is not None and self.steps >= self.max_steps:
+            self.requested = True
+        return self.requested
+
+
+class Run:
+    """Everything one training run holds, and its checkpoints."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.device = ("cuda" if cuda.is_available() else "cpu") if args.device == "auto" \
+            else args.device
+        manual_seed(args.seed)
+        self.train, self.val, self.test = data.load(args.dataset, args.data_dir)
+        if args.subset:
+            self.train = data.Split(self.train.images[:args.subset],
+                                    self.train.labels[:args.subset])
+        self.classes = int(max(self.train.labels.max(), self.val.labels.max())) + 1
+        self.model, self.shape = build_model(args.model, self.classes,
+                                             self.train.images.shape[1:])
+        self.model.to(self.device)
+        self.opt = make_optimizer(args, self.model.parameters())
+        self.steps_per_epoch = math.ceil(len(self.train) / args.batch_size)
+        self.sched, self.sched_per_step = make_scheduler(args, self.opt, self.steps_per_epoch)
+        self.stopper = EarlyStopping(args.patience) if args.patience else None
+        self.out = Path(args.out)
+        self.epoch, self.step, self.history = 0, 0, []
+        self.best_val_loss = math.inf
+        self.partial = [0.0, 0.0, 0, 0.0]  # this epoch so far: loss sum, correct, images, s
+        self.epoch_lr = None  # the learning rate the current epoch started with
+
+    # -- batches ------------------------------------------------------------------------------
+    def batch(self, split: data.Split, index: np.ndarray, training: bool) -> tuple:
+        images = split.images[index]
+        if training and self.args.augment:
+            images = data.augment(images, flip=self.args.dataset == "cifar10")
+        images = data.normalize(data.fit_to(images, self.shape), self.args.dataset)
+        return (tensor(np.ascontiguousarray(images, np.float32), device=self.device),
+                tensor(split.labels[index], device=self.device))
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """The epoch's shuffle, from (seed, epoch) alone, so a resumed run sees it again."""
+        return np.random.default_rng([self.args.seed, epoch]).permutation(len(self.train))
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def checkpoint(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": None if self.sched is None else self.sched.state_dict(),
+                "early_stopping": None if self.stopper is None else self.stopper.state_dict(),
+                "epoch": self.epoch, "step": self.step, "history": self.history,
+                "best_val_loss": self.best_val_loss, "rng": get_rng_state(),
+                "cuda_rng": cuda.get_rng_state_all(),
+                "partial": self.partial, "epoch_lr": self.epoch_lr,
+                "args": {k: v for k, v in vars(self.args).items() if k != "resume"}}
+
+    def save(self, name: str) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / f"{name}.ckpt"
+        save(self.checkpoint(), path)
+        return path
+
+    def resume(self, spec: str) -> None:
+        path = self.out / "last.ckpt" if spec == "last" else Path(spec)
+        if not path.is_file():
+            raise SystemExit(f"--resume: no checkpoint at {path}")
+        ckpt = load(path, map_location=self.device)
+        for key in ("model", "dataset", "batch_size", "seed"):
+            if ckpt["args"].get(key) != getattr(self.args, key):
+                raise SystemExit(f"--resume: the checkpoint was made with --{key} "
+                                 f"{ckpt['args'].get(key)}, not {getattr(self.args, key)}")
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        if self.sched is not None and ckpt["scheduler"] is not None:
+            self.sched.load_state_dict(ckpt["scheduler"])
+        if self.stopper is not None and ckpt["early_stopping"] is not None:
+            self.stopper.load_state_dict(ckpt["early_stopping"])
+        self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], ckpt["history"]
+        self.best_val_loss, self.partial = ckpt["best_val_loss"], ckpt["partial"]
+        self.epoch_lr = ckpt["epoch_lr"]
+        set_rng_state(ckpt["rng"])
+        cuda.set_rng_state_all(ckpt.get("cuda_rng", []))  # absent in checkpoints before it
+        print(f"resumed from {path}: epoch {self.epoch + 1}, step {self.step}")
+
+    # -- training -----------------------------------------------------------------------------
+    def train_epoch(self, stop: StopRequest) -> dict | None:
+        """One epoch from self.step on; None if a stop was requested before its end."""
+        self.model.train()
+        order = self.epoch_order(self.epoch)
+        bs = self.args.batch_size
+        loss_sum, correct, count, before = self.partial
+        start = time.perf_counter()
+        bar = tqdm(total=self.steps_per_epoch, initial=self.step, unit="batch", leave=False,
+                   desc=f"epoch {self.epoch + 1}/{self.args.epochs}", dynamic_ncols=True)
+        while self.step < self.steps_per_epoch:
+            x, y = self.batch(self.train, order[self.step * bs:(self.step + 1) * bs], True)
+            self.opt.zero_grad()
+            logits = self.model(x)
+            loss = nn.functional.cross_entropy(logits, y)
+            loss.backward()
+            self.opt.step()
+            if self.sched_per_step:
+                self.sched.step()
+            self.step += 1
+            # NOTE: the sums stay on the device; only the bar's refresh reads them back.
+            loss_sum = loss_sum + loss.detach() * y.shape[0]
+            correct = correct + correct_topk(logits, y)[0]
+            count += y.shape[0]
+            bar.update(1)
+            last = self.step == self.steps_per_epoch
+            if self.step % 20 == 0 or last:
+                seconds = before + time.perf_counter() - start
+                bar.set_postfix(loss=f"{float(loss_sum) / count:.4f}",
+                                acc=f"{100 * float(correct) / count:.2f}%",
+                                img_s=f"{count / seconds:.0f}")
+            if stop.count_step() and not last:
+                bar.close()
+                self.partial = [float(loss_sum), float(correct), count,
+                                before + time.perf_counter() - start]
+                return None
+        bar.close()
+        cuda.synchronize()
+        seconds = before + time.perf_counter() - start
+        if not self.sched_per_step and self.sched is not None:
+            self.sched.step()
+        self.partial = [0.0, 0.0, 0, 0.0]
+        return {"train_loss": float(loss_sum) / count, "train_acc": float(correct) / count,
+                "seconds": seconds, "images_per_second": count / seconds}
+
+    def evaluate(self, split: data.Split) -> dict:
+        """Loss and top-1 (and top-5 with more than 10 classes) accuracy on a split."""
+        self.model.eval()
+        topk = (1, 5) if self.classes > 10 else (1,)
+        totals = [0.0] * (1 + len(topk))
+        with no_grad():
+            for lo in range(0, len(split), 1000):
+                x, y = self.batch(split, np.arange(lo, min(lo + 1000, len(split))), False)
+                logits = self.model(x)
+                parts = [nn.functional.cross_entropy(logits, y, reduction="sum")]
+                parts += correct_topk(logits, y, topk)
+                totals = [t + p.item() for t, p in zip(totals, parts)]
+        n = max(len(split), 1)
+        result = {"loss": totals[0] / n, "acc": totals[1] / n}
+        if len(topk) > 1:
+            result["top5"] = totals[2] / n
+        return result
+
+
+def _epoch_line(row: dict) -> str:
+    top5 = f" top5 {100 * row['val_top5']:.2f}%" if row.get("val_top5", "") != "" else ""
+    return (f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f} acc "
+            f"{100 * row['train_acc']:.2f}%  val loss {row['val_loss']:.4f} acc "
+            f"{100 * row['val_acc']:.2f}%{top5}  lr {row['lr']:.3g}  "
+            f"{row['seconds']:.1f}s ({row['images_per_second']:.0f} img/s)")
+
+
+def main(argv: list | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _check_args(args)
+    try:
+        run = Run(args)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"gradflow.train: {err}") from None
+    if args.resume:
+        run.resume(args.resume)
+    print(f"gradflow.train: {args.model} on {args.dataset} ({len(run.train)} train, "
+          f"{len(run.val)} val, {len(run.test)} test images), device {run.device}")
+    summary(run.model, run.shape, device=run.device)
+    title = f"{args.model} on {args.dataset}"
+    with StopRequest(args.max_steps) as stop:
+        while run.epoch < args.epochs:
+            if run.step == 0:
+                run.epoch_lr = run.opt.param_groups[0]["lr"]
+            result = run.train_epoch(stop)
+            if result is None:
+                path = run.save("last")
+                print(f"stopped at epoch {run.epoch + 1}, step {run.step}: saved {path}; "
+                      f"continue with --resume")
+                return INTERRUPTED
+            val = run.evaluate(run.val)
+            run.epoch, run.step = run.epoch + 1, 0
+            row = {"epoch": run.epoch, **result, "val_loss": val["loss"],
+                   "val_acc": val["acc"], "val_top5": val.get("top5", ""), "lr": run.epoch_lr}
+            run.history.append(row)
+            tqdm.write(_epoch_line(row))
+            if val["loss"] < run.best_val_loss:
+                run.best_val_loss = val["loss"]
+                run.save("best")
+            stopping = run.stopper is not None and run.stopper.step(val["loss"])
+            run.save("last")
+            report.write_csv(run.history, run.out / "metrics.csv")
+            report.plot_curves(run.history, run.out / "curves.png", title)
+            if stopping:
+                print(f"early stopping: no lower validation loss for {args.patience} epochs")
+                break
+            if stop.requested:
+                print(f"stopped after epoch {run.epoch}: saved {run.out / 'last.ckpt'}")
+                return INTERRUPTED
+    best = load(run.out / "best.ckpt", map_location=run.device)
+    run.model.load_state_dict(best["model"])
+    test = run.evaluate(run.test)
+    top5 = f", top-5 {100 * test['top5']:.2f}%" if "top5" in test else ""
+    print(f"test accuracy {100 * test['acc']:.2f}%{top5} (best checkpoint, epoch "
+          f"{best['epoch']}; test loss {test['loss']:.4f}); outputs in {run.out}")
+    return 0
+
