@@ -132,6 +132,15 @@ def as_device(spec: Any) -> device:
     return dev
 
 
+def cuda_index(what: str, spec: Any) -> int:
+    """The number of the GPU a device argument names ('cuda' is GPU 0, as device equality has
+    it); `what` (the caller's name) opens the error for a CPU device."""
+    dev = as_device(spec)
+    if dev.type != "cuda":
+        raise ValueError(f"{what}: expected a CUDA device, got {dev}")
+    return 0 if dev.index is None else dev.index
+
+
 def device_of(array: Any) -> device:
     """The device holding a NumPy or CuPy array."""
     if isinstance(array, np.ndarray):

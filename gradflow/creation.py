@@ -234,7 +234,8 @@ def _cuda_float(shape: tuple, dev: device, dtype: Any, draw, *args) -> Any:
     kernels/random.cu, advancing that device's generator: in `dtype` when it is float32 or
     float64, else in float64 for the caller to cast."""
     dtype = dtype if dtype in (dtypes.float32, dtypes.float64) else dtypes.float64
-    key = cuda_generators.take(dev.index, math.prod(shape))
+    index = 0 if dev.index is None else dev.index  # as_device gives CUDA devices their number
+    key = cuda_generators.take(index, math.prod(shape))
     return draw(module_for(dev), shape, dtype, key, *args)
 
 

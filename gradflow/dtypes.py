@@ -79,7 +79,7 @@ def result_type(tensor_dtypes: list, zero_dim_dtypes: list, scalars: list) -> np
     float32 tensor times 2.0 stays float32 and an int64 tensor times 2.0 becomes the default
     float dtype.
     """
-    result = None
+    result: np.dtype | None = None
     for group in (tensor_dtypes, zero_dim_dtypes):
         if not group:
             continue
@@ -94,4 +94,6 @@ def result_type(tensor_dtypes: list, zero_dim_dtypes: list, scalars: list) -> np
             result = d
         elif _category(d) > _category(result):
             result = d
+    if result is None:
+        raise ValueError("result_type: no tensors or scalars to promote")
     return result

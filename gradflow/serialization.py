@@ -25,7 +25,7 @@ import stat
 import struct
 import tempfile
 import zipfile
-from typing import Any, Callable
+from typing import IO, Any, Callable, TypeGuard
 
 import numpy as np
 
@@ -117,7 +117,7 @@ def _encode(obj: Any, where: str, tensors: list, index: dict, active: set) -> An
                                 "int, float, bool or None")
             key = _encode(key, where, tensors, index, active)
             pairs.append([key, _encode(value, f"{where}[{key!r}]", tensors, index, active)])
-        out = {"__dict__": pairs}
+        out: dict[str, list] | list = {"__dict__": pairs}
     else:
         items = [_encode(v, f"{where}[{i}]", tensors, index, active) for i, v in enumerate(obj)]
         out = {"__tuple__": items} if isinstance(obj, tuple) else items
@@ -186,6 +186,7 @@ class _Reader:
                  relocate: Callable[[str], device]) -> None:
         self.path, self.zf, self.size, self.relocate = path, zf, size, relocate
         self.tensors: dict[int, Tensor] = {}
+        self.meta: list = []  # the structure's "tensors" list, read by run()
 
     def fail(self, what: str) -> CheckpointError:
         return CheckpointError(f"load: {self.path!r}: {what}")
@@ -217,15 +218,16 @@ class _Reader:
         if version > VERSION:
             raise self.fail(f"format version {version} is newer than this gradflow reads "
                             f"(up to {VERSION}); upgrade gradflow")
-        self.meta = doc.get("tensors")
-        if not isinstance(self.meta, list) or "root" not in doc:
+        meta = doc.get("tensors")
+        if not isinstance(meta, list) or "root" not in doc:
             raise self.fail(f"{_STRUCTURE} lacks the 'tensors' list or the 'root' entry")
+        self.meta = meta
         try:
             return self.decode(doc["root"], "")
         except RecursionError:
             raise self.fail(f"{_STRUCTURE} is nested too deeply") from None
 
-    def member(self, name: str) -> tuple[zipfile.ZipInfo, zipfile.ZipExtFile]:
+    def member(self, name: str) -> tuple[zipfile.ZipInfo, IO[bytes]]:
         """Open a member by exact name (never a path on disk), refusing compressed, encrypted
         and symlink entries and entries that claim bytes outside the file."""
         try:
@@ -278,7 +280,8 @@ class _Reader:
         if not (isinstance(shape, list) and all(_is_int(s) and s >= 0 for s in shape)):
             raise self.fail(f"{name} has bad shape {shape!r}")
         try:
-            saved = device(meta.get("device"))
+            spec: Any = meta.get("device")  # anything: device() refuses what it cannot read
+            saved = device(spec)
         except (TypeError, ValueError) as err:
             raise self.fail(f"{name}: {err}") from None
         requires_grad = meta.get("requires_grad") is True
@@ -300,7 +303,7 @@ class _Reader:
             array = move_array(array, target)
         return Tensor._wrap(array, requires_grad=requires_grad)
 
-    def npy_header(self, name: str, fh: zipfile.ZipExtFile) -> tuple:
+    def npy_header(self, name: str, fh: IO[bytes]) -> tuple:
         """(descr, fortran_order, shape) from a .npy header of version 1 or 2 (the ones
         np.save writes for our dtypes), parsed as a literal: never evaluated, never pickled."""
         magic = fh.read(8)
@@ -377,7 +380,7 @@ def _relocator(map_location: Any) -> Callable[[str], device]:
                     f"dict, got {type(map_location).__name__}")
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

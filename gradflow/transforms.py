@@ -10,7 +10,6 @@ Transforms preprocess data: their outputs carry no autograd graph.
 from __future__ import annotations
 
 import functools
-import numbers
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -122,7 +121,7 @@ class Normalize:
 
 def _pair(op: str, value: int | Sequence[int], name: str) -> tuple:
     """An int or a sequence of 1 or 2 positive ints -> (h, w)."""
-    if isinstance(value, numbers.Integral):
+    if isinstance(value, (int, np.integer)):
         pair = int(value), int(value)
     elif len(value) in (1, 2):
         pair = int(value[0]), int(value[-1])
@@ -134,7 +133,7 @@ def _pair(op: str, value: int | Sequence[int], name: str) -> tuple:
     return pair
 
 
-def _interval(op: str, value: Sequence[float], name: str) -> tuple:
+def _interval(op: str, value: Sequence[float], name: str) -> tuple[float, float]:
     """A (low, high) pair with 0 < low <= high, as floats."""
     if len(value) != 2 or not 0 < value[0] <= value[1]:
         raise ValueError(f"{op}: {name} should be (low, high) with 0 < low <= high, got "
@@ -146,7 +145,7 @@ def _padding(padding: int | Sequence[int] | None) -> tuple:
     """torchvision's padding forms -> (left, top, right, bottom)."""
     if padding is None:
         return 0, 0, 0, 0
-    if isinstance(padding, numbers.Integral):
+    if isinstance(padding, (int, np.integer)):
         return (int(padding),) * 4
     if len(padding) == 1:
         return (int(padding[0]),) * 4
@@ -259,7 +258,7 @@ class Resize:
         if antialias:
             raise ValueError("Resize: antialias=True is not implemented; only plain bilinear "
                              "(antialias=False) is supported")
-        shorter = isinstance(size, numbers.Integral) or len(size) == 1
+        shorter = isinstance(size, (int, np.integer)) or len(size) == 1
         pair = _pair("Resize", size, "size")
         self.size = pair[0] if shorter else pair
         self.antialias = antialias
@@ -344,8 +343,9 @@ class RandomResizedCrop:
         """N x 4 windows (top, left, height, width): all draws at once, each sample taking its
         first draw that fits."""
         rng = cpu_rng(self.generator)
-        area = height * width * rng.uniform(*self.scale, (n, self.tries))
-        aspect = np.exp(rng.uniform(*np.log(self.ratio), (n, self.tries)))
+        area = height * width * rng.uniform(*self.scale, size=(n, self.tries))
+        log_low, log_high = np.log(self.ratio)
+        aspect = np.exp(rng.uniform(log_low, log_high, size=(n, self.tries)))
         w = np.round(np.sqrt(area * aspect)).astype(np.int64)
         h = np.round(np.sqrt(area / aspect)).astype(np.int64)
         fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)

@@ -172,6 +172,18 @@ def test_nll_loss_checks_its_targets_without_syncing(fake_cuda):
         gf.cuda.synchronize()
 
 
+def test_the_fused_cross_entropy_names_a_bad_target_without_syncing(fake_cuda):
+    logits = gf.randn(3, 4, device="cuda")
+    target = gf.tensor([0, 4, -100], device="cuda")
+    fake_cuda.clear_events()
+    loss = F.cross_entropy(logits, target)
+    assert fake_cuda.count("sync") == 0
+    assert any(e.where.startswith("softmax_xent") for e in fake_cuda.events_of("launch"))
+    with pytest.raises(IndexError, match="cross_entropy: a value of the target is out of "
+                       r"bounds for 4 classes \(input shape \(3, 4\)\)"):
+        loss.item()
+
+
 def test_host_indices_are_checked_on_the_host_before_they_are_copied(fake_cuda):
     x = gf.arange(10.0, device="cuda")
     fake_cuda.clear_events()

@@ -203,13 +203,19 @@ def test_cross_entropy_kernels(kernel_backend, case, shape, dtype):
                  fn, data(*shape, dtype=dtype) * 4, target)
 
 
-def test_cross_entropy_bad_target_is_nan(kernel_backend):
-    """A class index out of range poisons the loss instead of reading out of bounds."""
+def test_cross_entropy_bad_target_is_nan_and_named(kernel_backend):
+    """The kernel never reads out of bounds for a class index out of range (that row's loss
+    is NaN), and the op reports the index as an IndexError naming cross_entropy: at once on
+    the host, at the next host read on a GPU."""
+    from gradflow.cuda import softmax_xent
     with kernel_backend.active():
         x = gf.tensor(data(3, 4), device=kernel_backend.device)
         t = gf.tensor(np.array([0, 4, 1]), device=kernel_backend.device)
-        loss = F.cross_entropy(x, t, reduction="none")
-    values = to_numpy(loss)
+        loss = softmax_xent.forward(x.array, t.array, None, -100, 0.0)[0]
+        with pytest.raises(IndexError, match="cross_entropy: .*target.* out of bounds for 4 "
+                           "classes"):
+            to_numpy(F.cross_entropy(x, t, reduction="none"))
+    values = loss.get() if hasattr(loss, "get") else loss
     assert np.isnan(values[1]) and np.isfinite(values[[0, 2]]).all(), values
 
 

@@ -119,6 +119,8 @@ def test_one_hot():
     (lambda: gf.nn.functional.linear(gf.ones(2, 3), gf.ones(4, 5)), RuntimeError,
      r"linear: input has 3 features but weight expects 5"),
     (lambda: gf.nn.functional.cross_entropy(gf.ones(2, 3), gf.tensor([0, 3])), IndexError,
+     r"cross_entropy: target 3 is out of bounds for 3 classes"),
+    (lambda: gf.nn.functional.nll_loss(gf.ones(2, 3), gf.tensor([0, 3])), IndexError,
      r"nll_loss: target 3 is out of bounds for 3 classes"),
     (lambda: gf.nn.functional.cross_entropy(gf.ones(2, 3), gf.tensor([0.0, 1.0])), TypeError,
      "integer dtype"),

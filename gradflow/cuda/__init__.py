@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import random as _random
-from ..backend import as_device, cuda_available, cuda_unavailable_reason, cupy_module
+from ..backend import cuda_available, cuda_index, cuda_unavailable_reason, cupy_module
 from . import checks, graphs
 from .graphs import compile_step
 from .memory import (
@@ -61,12 +61,7 @@ manual_seed_all = manual_seed
 
 
 def _index(what: str, device: Any) -> int:
-    if device is None:
-        return current_device()
-    dev = as_device(device)
-    if dev.type != "cuda":
-        raise ValueError(f"{what}: expected a CUDA device, got {dev}")
-    return 0 if dev.index is None else dev.index
+    return current_device() if device is None else cuda_index(what, device)
 
 
 def get_rng_state(device: Any = None) -> dict:

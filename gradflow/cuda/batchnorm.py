@@ -26,8 +26,9 @@ def batch_stats(x: Any, running_mean: Any | None, running_var: Any | None, momen
     x = xp.ascontiguousarray(x)
     c = x.shape[1]
     mean, invstd = xp.empty(c, x.dtype), xp.empty(c, x.dtype)
-    update = running_mean is not None
-    if update and not (running_mean.flags.c_contiguous and running_var.flags.c_contiguous):
+    update = running_mean is not None and running_var is not None
+    if (running_mean is not None and running_var is not None
+            and not (running_mean.flags.c_contiguous and running_var.flags.c_contiguous)):
         raise RuntimeError("batch_norm: running_mean and running_var must be contiguous")
     compiler.launch("batchnorm", "bn_stats", x.dtype, c, REDUCE_THREADS,
                     (x, mean, invstd, running_mean if update else mean,

@@ -83,8 +83,8 @@ def matmul(a: Any, b: Any) -> Any:
 def plan(a: Any, b: Any, xp: Any) -> Gemm:
     """The cuBLAS call for row-major a @ b (both at least 2-D, one dtype), copying an operand
     (with `xp`) only when its layout has no cuBLAS form."""
-    *batch_shape, m, n = _product_shape(a.shape, b.shape)
-    batch_shape, k = tuple(batch_shape), a.shape[-1]
+    *batch, m, n = _product_shape(a.shape, b.shape)
+    batch_shape, k = tuple(batch), a.shape[-1]
     right = _operand(b, batch_shape, xp)  # B^T is cuBLAS's first operand
     left = _operand(a, batch_shape, xp)
     return Gemm(m=n, n=m, k=k, batch=math.prod(batch_shape), a=right, b=left,
@@ -106,6 +106,8 @@ def _operand(x: Any, batch_shape: tuple, xp: Any) -> Operand:
     if layout is None or batch_stride is None:
         x = xp.ascontiguousarray(xp.broadcast_to(x, batch_shape + x.shape[-2:]))
         layout, batch_stride = _matrix_layout(x), _batch_stride(x, batch_shape)
+        # a C-contiguous, non-empty copy is row-major with evenly spaced batch items
+        assert layout is not None and batch_stride is not None
     op, ld = layout
     return Operand(array=x, op=op, ld=ld, batch_stride=batch_stride)
 
@@ -183,7 +185,7 @@ def library() -> ctypes.CDLL:
                 raise RuntimeError(f"cuBLAS: the library {lib._name} has no {name}; gradflow "
                                    "needs cuBLAS 11 or newer") from None
             fn.restype, fn.argtypes = restype, argtypes
-        lib._gradflow_bound = True
+        lib._gradflow_bound = True  # type: ignore[attr-defined]  # a marker on the loaded CDLL
     return lib
 
 
@@ -209,7 +211,7 @@ class _Handle:
         self.workspace = cp.cuda.alloc(WORKSPACE_BYTES)
         _check(lib, "cublasSetWorkspace_v2",
                lib.cublasSetWorkspace_v2(self.ptr, self.workspace.ptr, WORKSPACE_BYTES))
-        self.stream = None
+        self.stream: int | None = None
 
     def bind(self, lib: ctypes.CDLL, stream: int) -> None:
         """Issue the next calls on `stream` (the current one: eager or capturing alike)."""

@@ -18,19 +18,21 @@ _words: dict = {}  # device id -> int32 device array holding the first failed ch
 _dirty: set = set()  # devices whose word may have been set since it was last read
 
 
-def defer(bad: Any, message: str) -> None:
-    """Raise IndexError(`message`) at the next host read if any element of the device
-    boolean array `bad` is True; records the check without waiting for it."""
+def defer_range(index: Any, low: int, high: int, message: str) -> None:
+    """Raise IndexError(`message`) at the next host read if an entry of the device integer
+    array `index` lies outside [low, high); records the check, on `index`'s device, without
+    waiting for it."""
     cp = _cupy()
-    device_id = bad.device.id
+    device_id = index.device.id
     code = _codes.get(message)
     if code is None:
         _messages.append(message)
         code = _codes[message] = len(_messages)
     with cp.cuda.Device(device_id):
         word = prepare(device_id)
+        bad = ((index < low) | (index >= high)).any()
         # NOTE: keeps the first failure's code: later ones only write where the word is 0
-        cp.copyto(word, np.int32(code), where=(word == 0) & bad.any())
+        cp.copyto(word, np.int32(code), where=(word == 0) & bad)
     _dirty.add(device_id)
 
 

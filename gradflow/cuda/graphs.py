@@ -226,7 +226,7 @@ def compile_step(fn: Callable, *, warmup: int = 2) -> CompiledStep:
 
 def _signature(args: tuple) -> tuple:
     from ..tensor import Tensor
-    key = []
+    key: list[tuple] = []
     for i, a in enumerate(args):
         if isinstance(a, Tensor):
             key.append(("tensor", tuple(a.shape), str(a.dtype), str(a.device)))

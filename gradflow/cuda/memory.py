@@ -20,7 +20,7 @@ import threading
 import weakref
 from typing import Any
 
-from ..backend import as_device, cuda_available, cupy_module
+from ..backend import cuda_available, cuda_index, cupy_module
 
 _tracker = None
 _private: weakref.WeakSet = weakref.WeakSet()
@@ -57,8 +57,8 @@ def _sum(device_id: int, what: str) -> int:
         return sum(getattr(pool, what)() for pool in _pools(device_id))
 
 
-def _index(device: Any) -> int:
-    return cupy_module().cuda.Device().id if device is None else as_device(device)._ordinal()
+def _index(what: str, device: Any) -> int:
+    return cupy_module().cuda.Device().id if device is None else cuda_index(what, device)
 
 
 def _track_peak() -> None:
@@ -70,7 +70,9 @@ def _track_peak() -> None:
 def _register() -> None:
     global _tracker
 
-    class PeakTracker(cupy_module().cuda.MemoryHook):
+    hook_base: Any = cupy_module().cuda.MemoryHook
+
+    class PeakTracker(hook_base):
         name = "gradflow_peak_memory"
 
         def __init__(self) -> None:
@@ -88,7 +90,7 @@ def _register() -> None:
 def memory_allocated(device: Any = None) -> int:
     """Bytes held by live arrays on a GPU (default: the current one), in CuPy's default pool
     and the captured steps' pools (torch.cuda.memory_allocated)."""
-    return _sum(_index(device), "used_bytes") if cuda_available() else 0
+    return _sum(_index("memory_allocated", device), "used_bytes") if cuda_available() else 0
 
 
 def max_memory_allocated(device: Any = None) -> int:
@@ -97,7 +99,7 @@ def max_memory_allocated(device: Any = None) -> int:
     (torch.cuda.max_memory_allocated)."""
     if not cuda_available():
         return 0
-    index = _index(device)
+    index = _index("max_memory_allocated", device)
     _track_peak()
     used = _sum(index, "used_bytes")
     return used if _tracker is None else max(_tracker.peaks.get(index, 0), used)
@@ -106,7 +108,7 @@ def max_memory_allocated(device: Any = None) -> int:
 def reset_peak_memory_stats(device: Any = None) -> None:
     """Start a new peak from the bytes in use now (torch.cuda.reset_peak_memory_stats)."""
     if cuda_available():
-        index = _index(device)
+        index = _index("reset_peak_memory_stats", device)
         _track_peak()
         if _tracker is not None:
             _tracker.peaks[index] = _sum(index, "used_bytes")
@@ -114,7 +116,7 @@ def reset_peak_memory_stats(device: Any = None) -> None:
 
 def memory_reserved(device: Any = None) -> int:
     """Bytes the pools hold from a GPU, in use or cached (torch.cuda.memory_reserved)."""
-    return _sum(_index(device), "total_bytes") if cuda_available() else 0
+    return _sum(_index("memory_reserved", device), "total_bytes") if cuda_available() else 0
 
 
 def empty_cache() -> None:

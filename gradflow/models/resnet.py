@@ -29,6 +29,7 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     def __init__(self, blocks: list, num_classes: int = 1000, small_input: bool = False) -> None:
         super().__init__()
+        self.maxpool: nn.Module
         if small_input:
             self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
             self.maxpool = nn.Identity()

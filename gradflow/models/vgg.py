@@ -16,7 +16,8 @@ CONFIGS = {
 
 
 def make_features(config: list, batch_norm: bool) -> nn.Sequential:
-    layers, channels = [], 3
+    layers: list[nn.Module] = []
+    channels = 3
     for v in config:
         if v == "M":
             layers.append(nn.MaxPool2d(2, 2))
@@ -38,6 +39,7 @@ class VGG(nn.Module):
         if depth not in CONFIGS:
             raise ValueError(f"VGG: depth must be one of {sorted(CONFIGS)}, got {depth}")
         self.features = make_features(CONFIGS[depth], batch_norm)
+        self.avgpool: nn.Module
         if small_input:
             self.avgpool = nn.Identity()
             self.classifier = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Dropout(dropout),

@@ -129,6 +129,10 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         raise RuntimeError(f"batch_norm: expected an input with at least 2 dims (N, C, ...), "
                            f"got shape {tuple(input.shape)}")
     _check_norm_options("batch_norm", momentum, eps)
+    if (running_mean is None) != (running_var is None):
+        given = "running_mean" if running_var is None else "running_var"
+        raise ValueError(f"batch_norm: running_mean and running_var must either both be None or "
+                         f"neither be None (only {given} was given)")
     c = input.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):
@@ -193,16 +197,15 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None,
     n, c = input.shape[0], input.shape[1]
     if use_input_stats:
         folded = reshape(input, (1, n * c) + tuple(input.shape[2:]))
-        rm = None if running_mean is None else running_mean.detach()
-        rv = None if running_var is None else running_var.detach()
-        rep_m = None if rm is None else cat([rm] * n)
-        rep_v = None if rv is None else cat([rv] * n)
-        out = reshape(batch_norm(folded, rep_m, rep_v, None, None, True, momentum, eps),
+        running = (running_mean, running_var)
+        # each sample's copy of the running statistics, for the folded (1, N*C, ...) batch
+        rep_mean, rep_var = (None if t is None else cat([t.detach()] * n) for t in running)
+        out = reshape(batch_norm(folded, rep_mean, rep_var, None, None, True, momentum, eps),
                       tuple(input.shape))
-        if running_mean is not None:
-            with no_grad():
-                running_mean.copy_(reshape(rep_m, (n, c)).mean(0))
-                running_var.copy_(reshape(rep_v, (n, c)).mean(0))
+        with no_grad():
+            for t, rep in zip(running, (rep_mean, rep_var)):
+                if t is not None and rep is not None:
+                    t.copy_(reshape(rep, (n, c)).mean(0))
     else:
         out = batch_norm(input, running_mean, running_var, None, None, False, momentum, eps)
     if weight is not None:

@@ -310,7 +310,10 @@ class Module:
 class _IncompatibleKeys(tuple):
     """(missing_keys, unexpected_keys), as load_state_dict returns in PyTorch."""
 
-    def __new__(cls, missing: list, unexpected: list):
+    missing_keys: list
+    unexpected_keys: list
+
+    def __new__(cls, missing: list, unexpected: list) -> _IncompatibleKeys:
         obj = super().__new__(cls, (missing, unexpected))
         obj.missing_keys, obj.unexpected_keys = missing, unexpected
         return obj

@@ -24,7 +24,7 @@ class LinearOp(Op):
 
     params: tuple = ()
     compute: Callable  # (array, **kwargs) -> array
-    adjoint: type  # set by `adjoints`
+    adjoint: type[LinearOp]  # set by `adjoints`
 
     @classmethod
     def forward(cls, ctx, x, **kwargs):
@@ -41,6 +41,6 @@ def _of_input(x, name: str) -> Any:
     return tuple(x.shape) if name == "shape" else getattr(x, name)
 
 
-def adjoints(op: type, adjoint: type) -> None:
+def adjoints(op: type[LinearOp], adjoint: type[LinearOp]) -> None:
     """Make two LinearOps each other's backward; a self-adjoint op is passed twice."""
     op.adjoint, adjoint.adjoint = adjoint, op

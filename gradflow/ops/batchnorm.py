@@ -59,12 +59,12 @@ def batch_norm_reference(input: Tensor, running_mean: Tensor | None,
     """batch_norm composed from differentiable ops (arguments already checked)."""
     c = input.shape[1]
     axes = (0,) + tuple(range(2, input.ndim))
-    if training or running_mean is None:
+    if training or running_mean is None or running_var is None:  # both or neither (checked)
         count = input.numel() // max(c, 1)
         mean = input.mean(axes, keepdim=True)
         centred = input - mean
         var = (centred * centred).mean(axes, keepdim=True)
-        if training and running_mean is not None:
+        if training and running_mean is not None and running_var is not None:
             with no_grad():
                 running_mean.mul_(1 - momentum).add_(reshape(mean.detach(), (c,)) * momentum)
                 unbiased = reshape(var.detach(), (c,)) * (count / max(count - 1, 1))

@@ -9,7 +9,8 @@ each a formula and its derivative (`_unary`), as are the ops without a gradient 
 from __future__ import annotations
 
 import math
-from typing import Any
+import typing
+from typing import Any, Callable
 
 import numpy as np
 
@@ -194,14 +195,14 @@ class Unary(Op):
         return cls.derivative(g, saved)
 
 
-def _unary(name: str, function, derivative, of_output: bool = False,
-           keeps_dtype: bool = False):
+def _unary(name: str, function: Callable, derivative: Callable, of_output: bool = False,
+           keeps_dtype: bool = False) -> Callable[..., Tensor]:
     """One row: a `Unary` op class named like the function (`Exp`, as anomaly reports show
     it), returned as the function users call."""
-    op = type(name.capitalize(), (Unary,), {
+    op = typing.cast("type[Unary]", type(name.capitalize(), (Unary,), {  # a subclass, by its bases
         "op_name": name, "function": staticmethod(function),
         "derivative": staticmethod(derivative), "saves_outputs": of_output,
-        "keeps_dtype": keeps_dtype})
+        "keeps_dtype": keeps_dtype}))
     return op.apply
 
 
@@ -228,7 +229,8 @@ log = _unary("log", lambda xp, a: xp.log(a), lambda g, x: g / x)
 sqrt = _unary("sqrt", lambda xp, a: xp.sqrt(a), lambda g, y: g / (2 * y), of_output=True)
 abs = _unary("abs", lambda xp, a: xp.abs(a), lambda g, x: g * sign(x), keeps_dtype=True)
 sin = _unary("sin", lambda xp, a: xp.sin(a), lambda g, x: g * cos(x))
-cos = _unary("cos", lambda xp, a: xp.cos(a), lambda g, x: -g * sin(x))
+# (cos and sign are annotated: rows above them call them, so mypy meets them before they exist)
+cos: Callable[..., Tensor] = _unary("cos", lambda xp, a: xp.cos(a), lambda g, x: -g * sin(x))
 tanh = _unary("tanh", lambda xp, a: xp.tanh(a), lambda g, y: g * (1 - y * y), of_output=True)
 sigmoid = _unary("sigmoid", _sigmoid_array, lambda g, y: g * y * (1 - y), of_output=True)
 relu = _unary("relu", lambda xp, a: xp.maximum(a, a.dtype.type(0)), lambda g, y: g * (y > 0),
@@ -369,8 +371,9 @@ class NonDifferentiable(Op):
         return getattr(xp, cls.function)(*arrays)
 
 
-def _nondiff(name: str, function: str):
-    op = type(name.capitalize(), (NonDifferentiable,), {"op_name": name, "function": function})
+def _nondiff(name: str, function: str) -> Callable[..., Tensor]:
+    op = typing.cast("type[NonDifferentiable]", type(  # a subclass, by its bases
+        name.capitalize(), (NonDifferentiable,), {"op_name": name, "function": function}))
     return op.apply
 
 
@@ -380,7 +383,7 @@ lt = _nondiff("lt", "less")
 le = _nondiff("le", "less_equal")
 gt = _nondiff("gt", "greater")
 ge = _nondiff("ge", "greater_equal")
-sign = _nondiff("sign", "sign")
+sign: Callable[..., Tensor] = _nondiff("sign", "sign")
 isnan = _nondiff("isnan", "isnan")
 isfinite = _nondiff("isfinite", "isfinite")
 floor_divide = _nondiff("floor_divide", "floor_divide")

@@ -24,7 +24,7 @@ def _index_items(x: Tensor, index: Any, op: str) -> tuple:
 
 def _items_on_device(x: Tensor, index: Any, op: str) -> tuple:
     items = index if isinstance(index, tuple) else (index,)
-    out = []
+    out: list[Any] = []  # ints, slices, None, Ellipsis and index arrays
     for it in items:
         if isinstance(it, Tensor):
             if it.device != x.device:
@@ -93,8 +93,8 @@ def check_range(op: str, what: str, index: Any, low: int, high: int, where: str)
             raise IndexError(f"{op}: {what} {lo if lo < low else hi} is out of bounds for "
                              f"{where}")
     elif index.size:
-        checks.defer((index < low) | (index >= high),
-                     f"{op}: a value of the {what} is out of bounds for {where}")
+        checks.defer_range(index, low, high,
+                           f"{op}: a value of the {what} is out of bounds for {where}")
 
 
 def _is_mask(it: Any) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 from collections import namedtuple
-from typing import Any
+from typing import Any, Callable
 
 from .. import dtypes
 from ..autograd.function import Op
@@ -184,15 +184,15 @@ def mean(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     return Mean.apply(x, axes=normalize_dims("mean", dim, x.ndim), keepdim=keepdim)
 
 
-def _max_or_min(x: Tensor, dim: Any, keepdim: bool, of_two, over_axes: type,
-                along_dim: type):
+def _max_or_min(x: Tensor, dim: Any, keepdim: bool, of_two: Callable, over_axes: type[Op],
+                along_dim: type[Op]):
     """max or min by what `dim` is: a tensor (the elementwise `of_two`), None (the extreme
     value `over_axes`, all of them) or a dim ((values, indices) `along_dim`)."""
     if isinstance(dim, Tensor):
         return of_two(x, dim)
     if dim is None:
         return over_axes.apply(x, axes=tuple(range(x.ndim)), keepdim=False)
-    d = normalize_dim(along_dim.op_name, dim, x.ndim)
+    d = normalize_dim(along_dim.name(), dim, x.ndim)
     if x.ndim == 0:  # NOTE: PyTorch lets a 0-d tensor be its own max at index 0, still 0-d
         x, keepdim = reshape(x, (1,)), False
     values, indices = along_dim.apply(x, dim=d, keepdim=keepdim)
@@ -217,8 +217,8 @@ def amin(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     return Amin.apply(x, axes=normalize_dims("amin", dim, x.ndim), keepdim=keepdim)
 
 
-def _extreme_index(op: type, x: Tensor, dim: Any, keepdim: bool) -> Tensor:
-    d = None if dim is None else normalize_dim(op.op_name, dim, x.ndim)
+def _extreme_index(op: type[Op], x: Tensor, dim: Any, keepdim: bool) -> Tensor:
+    d = None if dim is None else normalize_dim(op.name(), dim, x.ndim)
     # NOTE: a 0-d tensor takes dim 0 or -1, as in PyTorch; its only index is 0.
     return op.apply(x, dim=None if x.ndim == 0 else d, keepdim=keepdim)
 

@@ -110,9 +110,10 @@ class Contiguous(Op):
         return g
 
 
-def reshape(x: Tensor, *shape: Any) -> Tensor:
-    """Same values in a new shape; one dimension may be -1 (torch.reshape / view)."""
-    shape = _infer_shape("reshape", _sizes("reshape", shape), x.numel(), tuple(x.shape))
+def reshape(x: Tensor, *shape: Any, op: str = "reshape") -> Tensor:
+    """Same values in a new shape; one dimension may be -1 (torch.reshape, and view: `op`
+    names the caller in errors)."""
+    shape = _infer_shape(op, _sizes(op, shape), x.numel(), tuple(x.shape))
     return x if shape == x.shape else Reshape.apply(x, shape=shape)
 
 
@@ -190,7 +191,7 @@ def expand(x: Tensor, *sizes: Any) -> Tensor:
         raise RuntimeError(f"expand: the number of sizes provided ({len(sizes)}) must be "
                            f"greater or equal to the number of dimensions in the tensor "
                            f"({x.ndim})")
-    shape = []
+    target = []
     for i, s in enumerate(sizes):
         own = x.shape[i - lead] if i >= lead else None
         if s == -1:
@@ -202,8 +203,8 @@ def expand(x: Tensor, *sizes: Any) -> Tensor:
             raise RuntimeError(f"expand: the expanded size of the tensor ({s}) must match the "
                                f"existing size ({own}) at non-singleton dimension {i}.  Target "
                                f"sizes: {list(sizes)}.  Tensor sizes: {list(x.shape)}")
-        shape.append(s)
-    shape = tuple(shape)
+        target.append(s)
+    shape = tuple(target)
     return x if shape == x.shape else Expand.apply(x, shape=shape)
 
 

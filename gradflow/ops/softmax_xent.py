@@ -74,17 +74,23 @@ def _classes_last(input: Tensor) -> Tensor:
     return reshape(input.permute(*perm), (-1, input.shape[1]))
 
 
-def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
-             reduction: str) -> Tensor:
-    """Negative log-likelihood of the target classes given log-probabilities (arguments
-    already checked; the targets' range is checked here, on the data)."""
-    logp = _classes_last(input)
-    c = logp.shape[1]
+def _check_targets(op: str, input: Tensor, target: Tensor, ignore_index: int) -> Tensor:
+    """The flat targets with ignored entries replaced by class 0, after checking the others
+    lie in [0, C) (on the host, or deferred on the GPU: no sync)."""
+    c = input.shape[1] if input.ndim >= 2 else input.shape[0]
     flat = reshape(target, (-1,))
-    valid = flat != ignore_index
-    safe = where(valid, flat, 0)
-    check_range("nll_loss", "target", safe.array, 0, c,
-                f"{c} classes (input shape {tuple(input.shape)})")
+    safe = where(flat != ignore_index, flat, 0)
+    check_range(op, "target", safe.array, 0, c, f"{c} classes (input shape {tuple(input.shape)})")
+    return safe
+
+
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
+             reduction: str, op: str = "nll_loss") -> Tensor:
+    """Negative log-likelihood of the target classes given log-probabilities (arguments
+    already checked; the targets' range is checked here, on the data, in the name of `op`)."""
+    logp = _classes_last(input)
+    valid = reshape(target, (-1,)) != ignore_index
+    safe = _check_targets(op, input, target, ignore_index)
     rows = arange(logp.shape[0], device=logp.device)
     picked = logp[rows, safe]
     w = valid.to(logp.dtype) if weight is None else where(valid, weight[safe], 0.0)
@@ -102,7 +108,7 @@ def cross_entropy_reference(input: Tensor, target: Tensor, weight: Tensor | None
     """cross_entropy composed from differentiable ops (arguments already checked)."""
     class_dim = 1 if input.ndim >= 2 else 0
     logp = log_softmax(input, class_dim)
-    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    nll = nll_loss(logp, target, weight, ignore_index, reduction, op="cross_entropy")
     if label_smoothing == 0.0:
         return nll
     rows = _classes_last(logp)
@@ -134,6 +140,9 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None, ignore_i
     if not fused:
         return cross_entropy_reference(input, target, weight, ignore_index, reduction,
                                        label_smoothing)
+    # NOTE: the kernel itself only poisons the loss of an out-of-range class; this check
+    # names it, at the next host read (deferred on the GPU, so no sync).
+    _check_targets("cross_entropy", input, target, ignore_index)
     loss = SoftmaxCrossEntropy.apply(
         _classes_last(input), reshape(target, (-1,)), weight, ignore_index=ignore_index,
         smoothing=label_smoothing, reduction=reduction,

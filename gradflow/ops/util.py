@@ -41,7 +41,9 @@ def check_operand(op: str, value: Any) -> None:
 
 def result_dtype(*operands: Any) -> np.dtype:
     """PyTorch's result dtype for tensors and Python numbers combined."""
-    dims, zero_dims, scalars = [], [], []
+    dims: list[np.dtype] = []
+    zero_dims: list[np.dtype] = []
+    scalars: list[Any] = []
     for v in operands:
         if isinstance(v, Tensor):
             (dims if v.ndim else zero_dims).append(v.dtype)

@@ -52,7 +52,7 @@ class Adagrad(Optimizer):
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         return clr, group["weight_decay"], group["eps"]
 
-    def _state_arrays(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
+    def _state_arrays(self, state: dict[str, Any], group: dict[str, Any]) -> tuple[Any]:
         return (state["sum"].array,)
 
     def _fused_update(self, p: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any],

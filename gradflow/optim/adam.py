@@ -68,7 +68,8 @@ class Adam(Optimizer):
         return (group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
                 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5)
 
-    def _state_arrays(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
+    def _state_arrays(self, state: dict[str, Any],
+                      group: dict[str, Any]) -> tuple[Any, Any, Any | None]:
         return (state["exp_avg"].array, state["exp_avg_sq"].array,
                 state["max_exp_avg_sq"].array if group["amsgrad"] else None)
 

@@ -199,7 +199,7 @@ class Optimizer:
         """{'state': {index: per-parameter state}, 'param_groups': [options + 'params' as index
         lists]}, torch's format. Like torch, the state tensors are live references: save or
         deep-copy the result to keep a snapshot."""
-        index = {}
+        index: dict[int, int] = {}  # id of a parameter -> its number
         groups = []
         for group in self.param_groups:
             packed = {k: v for k, v in group.items() if k != "params"}

@@ -63,7 +63,8 @@ class RMSprop(Optimizer):
         momentum = group["momentum"] if "momentum_buffer" in state else 0.0
         return group["lr"], group["alpha"], group["eps"], group["weight_decay"], momentum
 
-    def _state_arrays(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
+    def _state_arrays(self, state: dict[str, Any],
+                      group: dict[str, Any]) -> tuple[Any, Any | None, Any | None]:
         return (state["square_avg"].array,
                 state["grad_avg"].array if group["centered"] else None,
                 state["momentum_buffer"].array if group["momentum"] > 0 else None)

@@ -54,7 +54,7 @@ class SGD(Optimizer):
     def _flags(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
         return group["nesterov"], group["maximize"], "momentum_buffer" in state
 
-    def _state_arrays(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
+    def _state_arrays(self, state: dict[str, Any], group: dict[str, Any]) -> tuple[Any | None]:
         buf = state.get("momentum_buffer")
         return (None if buf is None else buf.array,)
 

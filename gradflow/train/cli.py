@@ -13,6 +13,7 @@ import math
 import signal
 import time
 from pathlib import Path
+from typing import Callable, Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -29,17 +30,25 @@ from . import data, report
 
 INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C or --max-steps, after saving
 SIZE_224, SIZE_32 = (3, 224, 224), (3, 32, 32)
-# name: (builder taking the number of classes and input channels, input shape or None to keep
-# the data's own shape)
-MODELS = {
+
+
+def _rgb_model(name: str) -> Callable[[int, int], nn.Module]:
+    """The builder of a model-zoo net that takes three channels: it ignores the channel count."""
+    return lambda k, c: getattr(models, name)(k)
+
+
+# name: (builder taking the number of classes and input channels, input shape (C, H, W),
+# "28x28" for the data's channels at 28x28, or None (with no builder: the MLP) to keep the data's
+# own shape)
+MODELS: dict[str, tuple[Callable[[int, int], nn.Module] | None,
+                        tuple[int, int, int] | Literal["28x28"] | None]] = {
     "lenet5": (lambda k, c: models.lenet5(k, in_channels=c), "28x28"),
     "mlp": (None, None),
-    "alexnet": (lambda k, c: models.alexnet(k), SIZE_224),
-    "alexnet32": (lambda k, c: models.alexnet32(k), SIZE_32),
-    **{name: (lambda k, c, f=getattr(models, name): f(k), SIZE_224)
-       for name in ("vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "resnet18")},
-    **{name: (lambda k, c, f=getattr(models, name): f(k), SIZE_32)
-       for name in ("vgg11_32", "vgg11_bn32", "vgg16_32", "vgg16_bn32", "resnet18_32")},
+    **{name: (_rgb_model(name), SIZE_224)
+       for name in ("alexnet", "vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "resnet18")},
+    **{name: (_rgb_model(name), SIZE_32)
+       for name in ("alexnet32", "vgg11_32", "vgg11_bn32", "vgg16_32", "vgg16_bn32",
+                    "resnet18_32")},
 }
 
 
@@ -87,7 +96,7 @@ def _check_args(args: argparse.Namespace) -> None:
 def build_model(name: str, classes: int, shape: tuple) -> tuple:
     """The model and the input shape (C, H, W) it takes, given the data's image shape."""
     builder, size = MODELS[name]
-    if builder is None:
+    if builder is None or size is None:
         features = math.prod(shape)
         model = nn.Sequential(nn.Flatten(), nn.Linear(features, 512), nn.ReLU(),
                               nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, classes))
@@ -163,7 +172,8 @@ class Run:
         self.sched, self.sched_per_step = make_scheduler(args, self.opt, self.steps_per_epoch)
         self.stopper = EarlyStopping(args.patience) if args.patience else None
         self.out = Path(args.out)
-        self.epoch, self.step, self.history = 0, 0, []
+        self.epoch, self.step = 0, 0
+        self.history: list[dict] = []  # one row of metrics per epoch
         self.best_val_loss = math.inf
         self.partial = [0.0, 0.0, 0, 0.0]  # this epoch so far: loss sum, correct, images, s
         self.epoch_lr = None  # the learning rate the current epoch started with

@@ -53,13 +53,13 @@ def load(dataset: str, root: str | None) -> tuple:
 
 def _read(dataset: str, root: Path, train: bool) -> tuple:
     if dataset == "mnist":
-        ds = MNIST(root, train=train)
-        images = ds.data.numpy()[:, None]
-        labels = ds.targets.numpy()
+        digits = MNIST(root, train=train)
+        images = digits.data.numpy()[:, None]
+        labels = digits.targets.numpy()
     else:
-        ds = CIFAR10(root, train=train)
-        images = ds.data.transpose(0, 3, 1, 2)
-        labels = np.asarray(ds.targets, np.int64)
+        photos = CIFAR10(root, train=train)
+        images = photos.data.transpose(0, 3, 1, 2)
+        labels = np.asarray(photos.targets, np.int64)
     return np.ascontiguousarray(images, np.float32) / 255.0, labels.astype(np.int64)
 
 
@@ -91,7 +91,7 @@ def augment(batch: np.ndarray, flip: bool) -> np.ndarray:
     n, _, h, w = batch.shape
     pad = 2 if h <= 28 else 4
     padded = np.pad(batch, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    dy, dx = rng.integers(0, 2 * pad + 1, n), rng.integers(0, 2 * pad + 1, n)
+    dy, dx = rng.integers(0, 2 * pad + 1, (n,)), rng.integers(0, 2 * pad + 1, (n,))
     out = np.empty_like(batch)
     for i in range(n):
         out[i] = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]

@@ -73,7 +73,8 @@ def sanity_check(model: nn.Module, loader, num_classes: int | None = None,
 
 def _record(model: nn.Module) -> tuple:
     """Forward hooks that record activation statistics and each leaf module's input shape."""
-    stats, inputs = {}, {}
+    stats: dict[str, tuple[str, float]] = {}  # activation module -> (kind, dead/saturated)
+    inputs: dict[str, tuple] = {}  # leaf module -> its input's shape
     for name, module in model.named_modules():
         if isinstance(module, ACTIVATIONS):
             def hook(mod, args, out, name=name):

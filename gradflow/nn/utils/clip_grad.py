@@ -15,9 +15,10 @@ from ...backend import array_module, move_array
 from ...tensor import Tensor
 
 
-def _grads(parameters: Tensor | Iterable[Tensor]) -> list[Tensor]:
+def _with_grads(parameters: Tensor | Iterable[Tensor]) -> list[tuple[Tensor, Tensor]]:
+    """(parameter, its gradient) for the parameters that have one."""
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
-    return [p for p in params if p.grad is not None]
+    return [(p, p.grad) for p in params if p.grad is not None]
 
 
 def _vector_norm(x: Any, norm_type: float) -> Any:
@@ -43,12 +44,12 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
     The scale stays on the device (no host synchronisation) unless `error_if_nonfinite`
     asks for the check.
     """
-    params = _grads(parameters)
+    pairs = _with_grads(parameters)
     norm_type = float(norm_type)
-    if not params:
+    if not pairs:
         return Tensor._wrap(np.zeros((), dtypes.get_default_dtype()))
-    device = params[0].grad.device
-    norms = [move_array(_vector_norm(p.grad.array, norm_type), device) for p in params]
+    device = pairs[0][1].device
+    norms = [move_array(_vector_norm(grad.array, norm_type), device) for _, grad in pairs]
     xp = array_module(norms[0])
     total = _vector_norm(xp.stack(norms), norm_type)
     if error_if_nonfinite and not bool(xp.isfinite(total)):
@@ -56,9 +57,9 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
                            f"gradients is non-finite ({float(total)}), so it cannot be clipped; "
                            "pass error_if_nonfinite=False to scale by it anyway")
     coef = xp.asarray(xp.minimum(max_norm / (total + 1e-6), 1.0))
-    for p in params:
-        g = p.grad.array
-        scale = move_array(coef, p.grad.device).astype(g.dtype)
+    for p, grad in pairs:
+        g = grad.array
+        scale = move_array(coef, grad.device).astype(g.dtype)
         p.grad = Tensor._wrap(array_module(g).asarray(g * scale))
     return Tensor._wrap(total)
 
@@ -66,7 +67,7 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
 def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -> None:
     """Clamp every gradient entry to [-clip_value, clip_value]."""
     clip_value = float(clip_value)
-    for p in _grads(parameters):
-        g = p.grad.array
+    for p, grad in _with_grads(parameters):
+        g = grad.array
         xp = array_module(g)
         p.grad = Tensor._wrap(xp.asarray(xp.clip(g, -clip_value, clip_value)))

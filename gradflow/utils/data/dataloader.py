@@ -82,7 +82,7 @@ def _to_device(batch: Any, dev: device) -> Any:
     return batch
 
 
-def _overrides(dataset: Dataset, cls: type) -> bool:
+def _overrides(dataset: Dataset, cls: type[Dataset]) -> bool:
     return type(dataset).__getitem__ is not cls.__getitem__
 
 
@@ -116,9 +116,10 @@ def _batch_fetcher(loader: "DataLoader") -> Callable[[list], Any]:
             if index_map is not None:
                 idx = index_map[idx]
             return [_take_rows(t, idx) for t in tensors]
-    if loader.device is None:
+    dev = loader.device
+    if dev is None:
         return fetch
-    return lambda indices: _to_device(fetch(indices), loader.device)
+    return lambda indices: _to_device(fetch(indices), dev)
 
 
 _END = object()
@@ -127,7 +128,7 @@ _END = object()
 class _Failure:
     """An exception raised while building a batch, carried to the caller's thread."""
 
-    def __init__(self, exc: Exception) -> None:
+    def __init__(self, exc: BaseException) -> None:
         self.exc = exc
 
 
@@ -237,6 +238,9 @@ class DataLoader:
         self.prefetch = prefetch
 
     def __len__(self) -> int:
+        if not isinstance(self.batch_sampler, collections.abc.Sized):
+            raise TypeError(f"DataLoader: its batch_sampler ({type(self.batch_sampler).__name__}) "
+                            "has no length")
         return len(self.batch_sampler)
 
     def __iter__(self) -> Iterator:

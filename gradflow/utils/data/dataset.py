@@ -19,6 +19,9 @@ class Dataset:
     def __getitem__(self, index: int) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement __getitem__")
 
+    def __len__(self) -> int:
+        raise NotImplementedError(f"{type(self).__name__} must implement __len__")
+
     def __add__(self, other: "Dataset") -> "ConcatDataset":
         return ConcatDataset([self, other])
 

@@ -100,5 +100,8 @@ class BatchSampler(Sampler):
             yield batch
 
     def __len__(self) -> int:
+        if not isinstance(self.sampler, Sized):
+            raise TypeError(f"BatchSampler: its sampler ({type(self.sampler).__name__}) has no "
+                            "length")
         n = len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
