@@ -12,6 +12,7 @@ from . import cuda
 from .cuda.graphs import compile_step
 from .random import Generator, get_rng_state, initial_seed, manual_seed, set_rng_state
 from .determinism import are_deterministic_algorithms_enabled, use_deterministic_algorithms
+from .threads import get_num_threads, set_num_threads
 from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
                        linspace, normal, ones, ones_like, rand, rand_like, randint,
                        randint_like, randn, randn_like, randperm, tensor, zeros, zeros_like)

@@ -1,16 +1,31 @@
 """The training command (python -m gradflow.train) and the training tools it uses."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
 import gradflow as gf
 from gradflow.train import INTERRUPTED, data, main
+from gradflow.train.cli import USAGE_ERROR, build_parser
 from gradflow.utils.early_stopping import EarlyStopping
 from gradflow.utils.metrics import accuracy
 
 SMALL = ["--model", "mlp", "--subset", "600", "--epochs", "2", "--batch-size", "50",
          "--optimizer", "adam", "--lr", "0.01", "--augment", "--patience", "3"]
+TINY = ["--model", "mlp", "--subset", "100", "--epochs", "1", "--batch-size", "50"]
+
+
+def _refused(capsys, argv, *needles):
+    """Check that main refuses argv as argparse refuses a bad option: exit code 2 and one line
+    on stderr, no traceback, naming each of needles."""
+    capsys.readouterr()
+    assert main(argv) == USAGE_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("python -m gradflow.train: error: ") and err.count("\n") == 1, err
+    for needle in needles:
+        assert needle in err, (needle, err)
 
 
 def _final(out):
@@ -33,29 +48,92 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, capsys
     assert whole_opt["state"][0]["step"] == parts_opt["state"][0]["step"] == 24
 
 
-def test_outputs_and_summary(tmp_path, capsys):
+def test_outputs_and_summary(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib: ImportError
     out = tmp_path / "run"
-    assert main(["--subset", "300", "--epochs", "1", "--out", str(out)]) == 0
+    assert main(["--subset", "300", "--epochs", "2", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "total parameters: 60,850" in text and "test accuracy" in text
+    assert "(300 train, 1000 val, 1000 test images)" in text  # --subset bounds evaluation
+    assert text.count("curves.png skipped: matplotlib is not installed (pip install "
+                      "matplotlib)") == 1, text
     rows = (out / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,train_loss,train_acc,val_loss,val_acc")
-    assert len(rows) == 2
+    assert len(rows) == 3
     assert (out / "best.ckpt").is_file() and (out / "last.ckpt").is_file()
 
 
-def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
+def test_a_rerun_keeps_the_previous_run_unless_exist_ok(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(TINY + ["--out", str(out)]) == 0
+    before = (out / "metrics.csv").read_text()
+    _refused(capsys, TINY + ["--out", str(out)], f"--out {out} holds a previous run",
+             "--resume", "--exist-ok")
+    assert (out / "metrics.csv").read_text() == before
+    assert main(TINY + ["--out", str(out), "--exist-ok", "--seed", "1"]) == 0
+    assert (out / "metrics.csv").read_text() != before
+
+
+def test_resume_refuses_changed_options_naming_each(tmp_path, capsys):
     out = str(tmp_path / "run")
-    assert main(["--model", "mlp", "--subset", "100", "--epochs", "1", "--out", out]) == 0
-    with pytest.raises(SystemExit, match="--model mlp, not lenet5"):
-        main(["--subset", "100", "--epochs", "2", "--out", out, "--resume"])
+    assert main(TINY + ["--out", out]) == 0
+    _refused(capsys, TINY + ["--out", out, "--resume", "--epochs", "2", "--subset", "200"],
+             "--epochs 1 (now 2)", "--subset 100 (now 200)")
+    _refused(capsys, ["--subset", "100", "--epochs", "1", "--batch-size", "50", "--out", out,
+                      "--resume"], "--model mlp (now lenet5)")
+    # what changes neither the schedule nor the data may change
+    assert main(TINY + ["--out", out, "--resume", "--device", "cpu", "--max-steps", "5"]) == 0
 
 
-def test_bad_arguments_are_named():
-    with pytest.raises(SystemExit, match="--batch-size must be at least 1"):
-        main(["--batch-size", "0"])
-    with pytest.raises(SystemExit, match="needs --data-dir"):
-        main(["--dataset", "cifar10"])
+def test_a_truncated_or_foreign_checkpoint_is_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(TINY + ["--out", str(out)]) == 0
+    whole = (out / "last.ckpt").read_bytes()
+    (out / "last.ckpt").write_bytes(whole[:len(whole) // 2])
+    _refused(capsys, TINY + ["--out", str(out), "--resume"], "--resume: ",
+             "truncated or corrupt")
+    (tmp_path / "weights.ckpt").write_bytes(b"\x80\x04 a pickle")
+    _refused(capsys, TINY + ["--out", str(out), "--resume", str(tmp_path / "weights.ckpt")],
+             "not a gradflow checkpoint")
+    gf.save({"weight": gf.zeros(2)}, tmp_path / "state.ckpt")
+    _refused(capsys, TINY + ["--out", str(out), "--resume", str(tmp_path / "state.ckpt")],
+             "is not a checkpoint of python -m gradflow.train")
+
+
+@pytest.mark.skipif(gf.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_a_gpu_is_one_line(capsys):
+    _refused(capsys, TINY + ["--device", "cuda"], "--device cuda: ", "CUDA is not available",
+             "use --device cpu")
+
+
+def test_bad_arguments_are_named(tmp_path, capsys):
+    _refused(capsys, ["--batch-size", "0"], "--batch-size must be at least 1, not 0")
+    _refused(capsys, ["--subset", "0"], "--subset must be at least 1, not 0")
+    _refused(capsys, ["--lr", "-1"], "--lr must be positive, not -1.0")
+    _refused(capsys, ["--dataset", "cifar10"], "needs --data-dir")
+    _refused(capsys, ["--data-dir", str(tmp_path)], "--data-dir needs --dataset mnist or "
+                                                     "cifar10")
+
+
+def test_help_explains_every_option_with_its_default(capsys):
+    for action in build_parser()._actions:
+        if action.dest != "help":
+            assert action.help and "(default: " in action.help, action.option_strings
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: runs/train)" in text and "(default: 8)" in text
+    assert "at most max(N, 1000) images each" in text
+
+
+def test_eval_sample_is_fixed_and_bounded():
+    split = data.Split(np.arange(50, dtype=np.float32)[:, None, None, None], np.arange(50))
+    a, b = data.sample(split, 20), data.sample(split, 20)
+    assert len(a) == 20 and len(set(a.labels.tolist())) == 20
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.images[:, 0, 0, 0], a.labels)
+    assert data.sample(split, 80) is split
 
 
 def test_early_stopping_counts_epochs_without_improvement():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Literal
@@ -22,14 +23,27 @@ from .. import cuda, models, nn, optim
 from ..autograd.grad_mode import no_grad
 from ..creation import tensor
 from ..random import get_rng_state, manual_seed, set_rng_state
-from ..serialization import load, save
+from ..serialization import CheckpointError, load, save
 from ..summary import summary
+from ..threads import env_num_threads, set_num_threads
 from ..utils.early_stopping import EarlyStopping
 from ..utils.metrics import correct_topk
 from . import data, report
 
 INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C or --max-steps, after saving
+USAGE_ERROR = 2  # argparse's exit code for a bad command line
 SIZE_224, SIZE_32 = (3, 224, 224), (3, 32, 32)
+PROG = "python -m gradflow.train"
+OUTPUTS = ("last.ckpt", "best.ckpt", "metrics.csv", "curves.png")  # what a run writes to --out
+# Options that change neither the schedule nor the data, so a resumed run may change them.
+MAY_CHANGE_ON_RESUME = {"resume", "out", "device", "data_dir", "max_steps", "exist_ok",
+                        "threads"}
+EVAL_FLOOR = 1000  # --subset N evaluates on max(N, EVAL_FLOOR) images of each split
+
+
+class UsageError(Exception):
+    """A mistake in the command line or in a file it names: main prints the message as one
+    line, as argparse does, and exits with USAGE_ERROR."""
 
 
 def _rgb_model(name: str) -> Callable[[int, int], nn.Module]:
@@ -53,44 +67,101 @@ MODELS: dict[str, tuple[Callable[[int, int], nn.Module] | None,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m gradflow.train", description=__doc__,
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=sorted(MODELS), default="lenet5")
+    p.add_argument("--model", choices=sorted(MODELS), default="lenet5",
+                   help="the net: the model zoo's, at 224x224 or (with the 32 suffix) 32x32, "
+                        "LeNet-5 at 28x28, or a three-layer MLP (default: %(default)s)")
     p.add_argument("--dataset", choices=["bundled", "mnist", "cifar10"], default="bundled",
                    help="bundled: the 10,000 MNIST digits shipped with gradflow (8,000 to "
                         "train, of which 1,000 validate; 2,000 to test); mnist or cifar10: "
-                        "the standard files in --data-dir")
-    p.add_argument("--data-dir", help="folder with the MNIST or CIFAR-10 files")
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop"], default="sgd")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=0.0)
+                        "the standard files in --data-dir (default: %(default)s)")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="folder with the MNIST or CIFAR-10 files; needs --dataset mnist or "
+                        "cifar10 (default: none)")
+    p.add_argument("--epochs", type=int, default=8,
+                   help="epochs in the whole run (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64,
+                   help="images per step (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=0.05,
+                   help="learning rate at the start (default: %(default)s)")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop"], default="sgd",
+                   help="the update rule (default: %(default)s)")
+    p.add_argument("--momentum", type=float, default=0.9,
+                   help="momentum of sgd and rmsprop (default: %(default)s)")
+    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="L2 penalty; decoupled for adamw (default: %(default)s)")
     p.add_argument("--scheduler", choices=["cosine", "step", "none"], default="cosine",
                    help="cosine: annealed to 0 over the run, per step; step: x0.1 every "
-                        "third of the epochs")
+                        "third of the epochs; none: constant (default: %(default)s)")
     p.add_argument("--augment", action="store_true",
-                   help="random crops (and horizontal flips for CIFAR-10)")
+                   help="random crops (and horizontal flips for CIFAR-10) (default: off)")
     p.add_argument("--patience", type=int, default=0,
-                   help="stop after this many epochs without a lower validation loss (0: off)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--out", default="runs/train", help="folder for checkpoints and metrics")
+                   help="stop after this many epochs without a lower validation loss; 0: "
+                        "never (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the weights, the shuffles and the augmentation "
+                        "(default: %(default)s)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: the GPU when CUDA is available, else the CPU "
+                        "(default: %(default)s)")
+    p.add_argument("--out", default="runs/train",
+                   help="folder for checkpoints, metrics.csv and curves.png; refused when it "
+                        "holds a previous run, unless --resume or --exist-ok "
+                        "(default: %(default)s)")
+    p.add_argument("--exist-ok", action="store_true",
+                   help="start afresh in an --out that holds a previous run, deleting its "
+                        f"{', '.join(OUTPUTS)} (default: off)")
     p.add_argument("--resume", nargs="?", const="last", metavar="CHECKPOINT",
-                   help="continue from a checkpoint (default: OUT/last.ckpt)")
-    p.add_argument("--subset", type=int, metavar="N", help="train on N training images only")
+                   help="continue from a checkpoint (OUT/last.ckpt when none is named), with "
+                        "the options it was made with; only --out, --device, --data-dir and "
+                        "--max-steps may change (default: off)")
+    p.add_argument("--subset", type=int, metavar="N",
+                   help="train on N training images only (a fixed sample), and validate and "
+                        f"test on at most max(N, {EVAL_FLOOR}) images each (default: all)")
     p.add_argument("--max-steps", type=int, metavar="N",
-                   help="stop as Ctrl-C does (save, exit 130) after N steps in this run")
+                   help="stop as Ctrl-C does (save, exit 130) after N steps in this run "
+                        "(default: no limit)")
+    p.add_argument("--threads", type=int, default=env_num_threads() or 1, metavar="N",
+                   help="BLAS/OpenMP threads on the CPU (gf.set_num_threads); more than one "
+                        "can collapse on a shared machine (default: OPENBLAS_NUM_THREADS or "
+                        "OMP_NUM_THREADS when set, else %(default)s)")
     return p
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
-    if args.lr <= 0 or args.momentum < 0 or args.weight_decay < 0:
-        raise SystemExit("--lr must be positive, --momentum and --weight-decay non-negative")
+    """Refuse, with a UsageError naming the option, what argparse's types cannot catch."""
+    for name in ("epochs", "batch_size", "subset", "max_steps", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    if args.lr <= 0:
+        raise UsageError(f"--lr must be positive, not {args.lr}")
+    for name in ("momentum", "weight_decay", "patience"):
+        if getattr(args, name) < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be non-negative, not "
+                             f"{getattr(args, name)}")
+    if args.data_dir is not None and args.dataset == "bundled":
+        raise UsageError("--data-dir needs --dataset mnist or cifar10 (the bundled digits "
+                         "read no folder)")
+    if args.device == "cuda":
+        try:
+            cuda.init()
+        except RuntimeError as err:
+            raise UsageError(f"--device cuda: {err}; use --device cpu") from None
+    previous = [name for name in OUTPUTS if (Path(args.out) / name).exists()]
+    if previous and not args.resume and not args.exist_ok:
+        raise UsageError(f"--out {args.out} holds a previous run ({', '.join(previous)}): "
+                         f"continue it with --resume, replace it with --exist-ok, or choose "
+                         f"another --out")
+
+
+def _changed_options(saved: dict, args: argparse.Namespace) -> list:
+    """'--name OLD (now NEW)' for each option a resumed run must keep but that differs from
+    the checkpoint's; options the checkpoint predates are not compared."""
+    return [f"--{key.replace('_', '-')} {saved[key]} (now {value})"
+            for key, value in vars(args).items()
+            if key not in MAY_CHANGE_ON_RESUME and key in saved and saved[key] != value]
 
 
 def build_model(name: str, classes: int, shape: tuple) -> tuple:
@@ -163,6 +234,8 @@ class Run:
         if args.subset:
             self.train = data.Split(self.train.images[:args.subset],
                                     self.train.labels[:args.subset])
+            limit = max(args.subset, EVAL_FLOOR)
+            self.val, self.test = data.sample(self.val, limit), data.sample(self.test, limit)
         self.classes = int(max(self.train.labels.max(), self.val.labels.max())) + 1
         self.model, self.shape = build_model(args.model, self.classes,
                                              self.train.images.shape[1:])
@@ -211,12 +284,18 @@ class Run:
     def resume(self, spec: str) -> None:
         path = self.out / "last.ckpt" if spec == "last" else Path(spec)
         if not path.is_file():
-            raise SystemExit(f"--resume: no checkpoint at {path}")
-        ckpt = load(path, map_location=self.device)
-        for key in ("model", "dataset", "batch_size", "seed"):
-            if ckpt["args"].get(key) != getattr(self.args, key):
-                raise SystemExit(f"--resume: the checkpoint was made with --{key} "
-                                 f"{ckpt['args'].get(key)}, not {getattr(self.args, key)}")
+            raise UsageError(f"--resume: no checkpoint at {path}")
+        try:
+            ckpt = load(path, map_location=self.device)
+        except CheckpointError as err:
+            raise UsageError(f"--resume: {err}") from None
+        if not isinstance(ckpt, dict) or not isinstance(ckpt.get("args"), dict):
+            raise UsageError(f"--resume: {path} is not a checkpoint of {PROG}")
+        changed = _changed_options(ckpt["args"], self.args)
+        if changed:
+            raise UsageError(f"--resume: {path} was made with other options: "
+                             f"{', '.join(changed)}; resume with the same options, or start "
+                             f"a new run in another --out")
         self.model.load_state_dict(ckpt["model"])
         self.opt.load_state_dict(ckpt["optimizer"])
         if self.sched is not None and ckpt["scheduler"] is not None:
@@ -303,18 +382,35 @@ def _epoch_line(row: dict) -> str:
 
 
 def main(argv: list | None = None) -> int:
+    """Train as the command line says; the exit code: 0, INTERRUPTED, or USAGE_ERROR after
+    printing one line that names the mistake."""
     args = build_parser().parse_args(argv)
-    _check_args(args)
     try:
-        run = Run(args)
-    except (ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"gradflow.train: {err}") from None
-    if args.resume:
-        run.resume(args.resume)
+        _check_args(args)
+        set_num_threads(args.threads)
+        try:
+            run = Run(args)
+        except (ValueError, FileNotFoundError) as err:
+            raise UsageError(str(err)) from None
+        if args.resume:
+            run.resume(args.resume)
+    except UsageError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    if args.exist_ok and not args.resume:
+        for name in OUTPUTS:
+            (run.out / name).unlink(missing_ok=True)
+    return _train(run)
+
+
+def _train(run: Run) -> int:
+    """The epochs from where `run` stands, then the test of the best checkpoint."""
+    args = run.args
     print(f"gradflow.train: {args.model} on {args.dataset} ({len(run.train)} train, "
           f"{len(run.val)} val, {len(run.test)} test images), device {run.device}")
     summary(run.model, run.shape, device=run.device)
     title = f"{args.model} on {args.dataset}"
+    said_no_plot = False  # the missing-matplotlib line is printed once per run
     with StopRequest(args.max_steps) as stop:
         while run.epoch < args.epochs:
             if run.step == 0:
@@ -337,7 +433,11 @@ def main(argv: list | None = None) -> int:
             stopping = run.stopper is not None and run.stopper.step(val["loss"])
             run.save("last")
             report.write_csv(run.history, run.out / "metrics.csv")
-            report.plot_curves(run.history, run.out / "curves.png", title)
+            plotted = report.plot_curves(run.history, run.out / "curves.png", title)
+            if not plotted and not said_no_plot:
+                said_no_plot = True
+                print("curves.png skipped: matplotlib is not installed (pip install "
+                      "matplotlib)")
             if stopping:
                 print(f"early stopping: no lower validation loss for {args.patience} epochs")
                 break

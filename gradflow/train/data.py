@@ -51,6 +51,15 @@ def load(dataset: str, root: str | None) -> tuple:
     return Split(images[train], labels[train]), Split(images[val], labels[val]), test
 
 
+def sample(split: Split, n: int) -> Split:
+    """A fixed sample of n of the split's images (the same for every seed), in their order;
+    the whole split when it has no more."""
+    if n >= len(split):
+        return split
+    keep = np.sort(np.random.default_rng(12345).permutation(len(split))[:n])
+    return Split(split.images[keep], split.labels[keep])
+
+
 def _read(dataset: str, root: Path, train: bool) -> tuple:
     if dataset == "mnist":
         digits = MNIST(root, train=train)
