@@ -101,18 +101,20 @@ def test_a_truncated_or_foreign_checkpoint_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.skipif(gf.cuda.is_available(), reason="needs a machine without CUDA")
-def test_device_cuda_without_a_gpu_is_one_line(capsys):
-    _refused(capsys, TINY + ["--device", "cuda"], "--device cuda: ", "CUDA is not available",
-             "use --device cpu")
+def test_device_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
+    _refused(capsys, TINY + ["--out", str(tmp_path / "run"), "--device", "cuda"],
+             "--device cuda: ", "CUDA is not available", "use --device cpu")
 
 
 def test_bad_arguments_are_named(tmp_path, capsys):
-    _refused(capsys, ["--batch-size", "0"], "--batch-size must be at least 1, not 0")
-    _refused(capsys, ["--subset", "0"], "--subset must be at least 1, not 0")
-    _refused(capsys, ["--lr", "-1"], "--lr must be positive, not -1.0")
-    _refused(capsys, ["--dataset", "cifar10"], "needs --data-dir")
-    _refused(capsys, ["--data-dir", str(tmp_path)], "--data-dir needs --dataset mnist or "
-                                                     "cifar10")
+    out = ["--out", str(tmp_path / "run")]  # never the checkout's runs/train, which may exist
+    _refused(capsys, out + ["--batch-size", "0"], "--batch-size must be at least 1, not 0")
+    _refused(capsys, out + ["--subset", "0"], "--subset must be at least 1, not 0")
+    _refused(capsys, out + ["--lr", "-1"], "--lr must be positive, not -1.0")
+    _refused(capsys, out + ["--threads", "0"], "--threads must be at least 1, not 0")
+    _refused(capsys, out + ["--dataset", "cifar10"], "needs --data-dir")
+    _refused(capsys, out + ["--data-dir", str(tmp_path)], "--data-dir needs --dataset mnist "
+                                                           "or cifar10")
 
 
 def test_help_explains_every_option_with_its_default(capsys):
