@@ -35,7 +35,10 @@ def set_num_threads(n: int) -> None:
     later and for subprocesses. Without threadpoolctl only the environment variables change,
     which does not reach libraries already loaded."""
     global _limit, _limiter
-    n = argcheck.integer("set_num_threads", "n", n, minimum=1)
+    try:
+        n = argcheck.integer("set_num_threads", "n", n, minimum=1)
+    except (TypeError, ValueError) as err:  # NOTE: torch raises RuntimeError for both
+        raise RuntimeError(str(err)) from None
     os.environ.update({name: str(n) for name in ENV_VARS})
     if ThreadpoolController is not None:
         _limiter = ThreadpoolController().limit(limits=n)

@@ -168,26 +168,17 @@ def _summary(log: list) -> str:
             f"{where('device_mismatch')}")
 
 
-def test_lenet5_sgd_step_on_fake_cuda_matches_the_cpu(fake_cuda):
+@pytest.mark.parametrize("device", ["cuda:0", "cuda:1"])
+def test_lenet5_sgd_step_on_fake_cuda_matches_the_cpu(fake_cuda, device):
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((4, 1, 28, 28)), rng.integers(0, 10, 4)
     want_loss, want, _ = _lenet_step("cpu", x, y)
-    loss, got, step_log = _lenet_step("cuda", x, y, fake_cuda)
+    loss, got, step_log = _lenet_step(device, x, y, fake_cuda)
     np.testing.assert_allclose(loss, want_loss, rtol=1e-10)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
-    print(f"\nLeNet-5 SGD step on fake cuda: {_summary(step_log)}")
-
-
-def test_lenet5_sgd_step_on_cuda_1_matches_the_cpu(fake_cuda):
-    rng = np.random.default_rng(0)
-    x, y = rng.standard_normal((4, 1, 28, 28)), rng.integers(0, 10, 4)
-    want_loss, want, _ = _lenet_step("cpu", x, y)
-    loss, got, step_log = _lenet_step("cuda:1", x, y, fake_cuda)
-    np.testing.assert_allclose(loss, want_loss, rtol=1e-10)
-    for g, w in zip(got, want):
-        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
-    assert {e.device for e in step_log if e.kind == "launch"} == {1}
+    assert {e.device for e in step_log if e.kind == "launch"} == {gf.device(device).index}
+    print(f"\nLeNet-5 SGD step on fake {device}: {_summary(step_log)}")
 
 
 def test_compile_step_captures_a_lenet5_step_and_replays_it_without_syncs(fake_cuda):

@@ -273,6 +273,8 @@ def _abandon(stream: Any) -> None:
 
 
 # What CUDA or CuPy says when a capture is refused, and what it means for the step.
+_HOST_READ = ("it read a GPU value on the host or synchronised (.item(), print(tensor), "
+              "bool(tensor), float(tensor), .cpu(), .numpy(), gf.cuda.synchronize())")
 _REFUSALS = (
     ("calling cuBLAS API during stream capture",
      "it called CuPy's cuBLAS wrappers (cupy.matmul, cupy.dot, cupy.linalg, ...), which refuse "
@@ -281,12 +283,8 @@ _REFUSALS = (
     ("StreamCaptureImplicit",
      "it used the legacy default stream (a synchronous CUDA call or a stream made without "
      "non_blocking=True)"),
-    ("StreamCaptureUnsupported",
-     "it read a GPU value on the host or synchronised (.item(), print(tensor), bool(tensor), "
-     "float(tensor), .cpu(), .numpy(), gf.cuda.synchronize())"),
-    ("operation not permitted when stream is capturing",
-     "it read a GPU value on the host or synchronised (.item(), print(tensor), bool(tensor), "
-     "float(tensor), .cpu(), .numpy(), gf.cuda.synchronize())"),
+    ("StreamCaptureUnsupported", _HOST_READ),
+    ("operation not permitted when stream is capturing", _HOST_READ),
     ("StreamCaptureInvalidated",
      "an earlier operation of the step invalidated the capture (typically a host read or a "
      "synchronisation, which CUDA reports at the next call)"),

@@ -19,7 +19,7 @@ from ..cuda import compiler
 from ..cuda import softmax_xent as kernels
 from ..tensor import Tensor
 from .elementwise import where
-from .index import check_range
+from .index import GetItem, check_range
 from .reduce import logsumexp
 from .shape import reshape
 from .util import normalize_dim
@@ -74,14 +74,17 @@ def _classes_last(input: Tensor) -> Tensor:
     return reshape(input.permute(*perm), (-1, input.shape[1]))
 
 
-def _check_targets(op: str, input: Tensor, target: Tensor, ignore_index: int) -> Tensor:
-    """The flat targets with ignored entries replaced by class 0, after checking the others
-    lie in [0, C) (on the host, or deferred on the GPU: no sync)."""
+def _checked_targets(op: str, input: Tensor, target: Tensor,
+                     ignore_index: int) -> tuple[Tensor, Tensor]:
+    """The flat targets as (not ignored, class with ignored entries replaced by 0), after
+    checking the classes lie in [0, C) (on the host, or deferred on the GPU: no sync), so the
+    gathers below need no bounds check of their own."""
     c = input.shape[1] if input.ndim >= 2 else input.shape[0]
     flat = reshape(target, (-1,))
-    safe = where(flat != ignore_index, flat, 0)
+    valid = flat != ignore_index
+    safe = where(valid, flat, 0)
     check_range(op, "target", safe.array, 0, c, f"{c} classes (input shape {tuple(input.shape)})")
-    return safe
+    return valid, safe
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
@@ -89,11 +92,11 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None, ignore_index:
     """Negative log-likelihood of the target classes given log-probabilities (arguments
     already checked; the targets' range is checked here, on the data, in the name of `op`)."""
     logp = _classes_last(input)
-    valid = reshape(target, (-1,)) != ignore_index
-    safe = _check_targets(op, input, target, ignore_index)
+    valid, safe = _checked_targets(op, input, target, ignore_index)
     rows = arange(logp.shape[0], device=logp.device)
-    picked = logp[rows, safe]
-    w = valid.to(logp.dtype) if weight is None else where(valid, weight[safe], 0.0)
+    picked = GetItem.apply(logp, items=(rows.array, safe.array))
+    w = valid.to(logp.dtype) if weight is None else \
+        where(valid, GetItem.apply(weight, items=(safe.array,)), 0.0)
     losses = -picked * w
     if reduction == "mean":
         return losses.sum() / w.sum()
@@ -142,7 +145,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None, ignore_i
                                        label_smoothing)
     # NOTE: the kernel itself only poisons the loss of an out-of-range class; this check
     # names it, at the next host read (deferred on the GPU, so no sync).
-    _check_targets("cross_entropy", input, target, ignore_index)
+    _checked_targets("cross_entropy", input, target, ignore_index)
     loss = SoftmaxCrossEntropy.apply(
         _classes_last(input), reshape(target, (-1,)), weight, ignore_index=ignore_index,
         smoothing=label_smoothing, reduction=reduction,
