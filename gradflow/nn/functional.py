@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from .. import argcheck, dtypes
 from ..autograd.grad_mode import no_grad
 from ..creation import rand, zeros
@@ -139,6 +141,12 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         if t is not None and tuple(t.shape) != (c,):
             raise RuntimeError(f"batch_norm: {name} should have shape ({c},) for an input with "
                                f"{c} channels, got {tuple(t.shape)}")
+        # NOTE: torch's rule: the input's own dtype, or float32 beside a half-precision input
+        if t is not None and t.dtype != input.dtype and not (
+                input.dtype == np.float16 and t.dtype == np.float32):
+            raise RuntimeError(f"batch_norm: {name} has dtype {t.dtype} but the input has "
+                               f"{input.dtype} (parameters take the input's dtype, or float32 "
+                               f"for a float16 input)")
     if training and input.numel() // max(c, 1) <= 1:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                          f"got input size {tuple(input.shape)}; for inference on one sample, "
