@@ -31,10 +31,9 @@ __global__ void maxpool2d_fwd(const T* __restrict__ x, T* __restrict__ y,
                 const index_t ix = x0 + (index_t)kx * dw;
                 if (ix < 0 || ix >= w) continue;
                 const T v = src[iy * w + ix];
-                if (v > best || v != v) {  // NaN propagates
+                if (v > best || v != v) {  // NaN propagates, with its last NaN's index (torch's)
                     best = v;
                     best_at = iy * w + ix;
-                    if (v != v) { ky = kh; break; }
                 }
             }
         }

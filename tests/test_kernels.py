@@ -147,6 +147,17 @@ def test_pool_kernels(kernel_backend, case, dtype, shape):
                  distinct(*shape, dtype=dtype), noncontiguous=shape[0] == 3)
 
 
+def test_max_pool_kernel_propagates_nan_with_the_last_nans_index(kernel_backend):
+    """A window holding NaNs gives NaN and the index of its last NaN (torch's rule on both of
+    its backends), so the gradient reaches that cell on the kernel and the CPU path alike."""
+    x = distinct(2, 3, 6, 5)
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = x[1, 2, 3, 3] = np.nan
+    check_kernel(kernel_backend, POOL_KERNELS["max"],
+                 lambda x: F.max_pool2d(x, 3, stride=2, padding=1, return_indices=True), x)
+    _, indices = F.max_pool2d(gf.tensor(x), 3, stride=2, padding=1, return_indices=True)
+    assert to_numpy(indices)[0, 0, 0, 0] == 1 * 5 + 0  # the later of the window's two NaNs
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(4, 3), (2, 5, 7), (3, 37, 5, 3), (257, 2, 1, 1)],
                          ids=["NC", "NCL", "NCHW_37", "N257"])

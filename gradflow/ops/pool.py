@@ -1,13 +1,14 @@
 """2-D pooling: max and average over sliding windows and their adaptive forms
 (torch.nn.functional.max_pool2d, avg_pool2d, adaptive_avg_pool2d, adaptive_max_pool2d).
 
-Fixed windows are conv's `Im2col` columns, so the backward is `Col2im`: the max's gradient
-reaches its argmax through `max` along the window axis, the average's is spread by `sum`.
-Adaptive windows differ in size; they are gathered at the largest size with `getitem`, whose
-backward is a scatter-add. `max_pool2d`, `avg_pool2d` and `adaptive_avg_pool2d` each pick, once:
-kernel arrays run the kernel ops of kernels/pool.cu (`MaxPool2dKernel`, `LinearPoolKernel` and
-its adaptive twin), other arrays the composite reference beside them (`_max_pool2d_reference`,
-...).
+Fixed windows run the ops `MaxPool2d` and `LinearPool`, which pick once, by `_arrays`: kernel
+arrays run kernels/pool.cu through gradflow.cuda.pool, other arrays the NumPy/CuPy twins in
+gradflow.ops.pool_arrays. Adaptive average pooling runs `AdaptiveLinearPool`: kernel arrays
+its own kernels, other arrays avg_pool2d's twins where the cells tile the input. Other adaptive
+windows differ in size; they are gathered at the largest size with `getitem`, whose backward
+is a scatter-add. The composite references (`_max_pool2d_reference`,
+`_avg_pool2d_reference`) define fixed-window pooling from differentiable ops (Im2col's columns,
+`max` and `sum`); the tests hold the twins to them, and the kernels to the twins.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from ..backend import move_array
 from ..cuda import compiler
 from ..cuda import pool as kernels
 from ..tensor import Tensor
-from . import reduce
+from . import pool_arrays, reduce
 from .adjoint import LinearOp, adjoints
 from .conv import Im2col
 from .index import getitem
@@ -30,8 +31,14 @@ from .shape import reshape
 from .window import Window, check_window, from_batch, to_batch
 
 
-class MaxPool2dKernel(Op):
-    """Max pooling by kernel: the window maxima and their flat positions in each plane."""
+def _arrays(a: Any):
+    """The module that pools array `a`: gradflow.cuda.pool for kernel arrays, else its
+    NumPy/CuPy twin gradflow.ops.pool_arrays (the same functions and arguments)."""
+    return kernels if compiler.uses_kernels(a) else pool_arrays
+
+
+class MaxPool2d(Op):
+    """Max pooling: the window maxima and their flat positions in each plane."""
 
     op_name = "max_pool2d"
 
@@ -39,17 +46,17 @@ class MaxPool2dKernel(Op):
     def forward(ctx, x, out_size, window):
         pt, _, pl, _ = window.padding
         ctx.geometry = (window.kernel, window.stride, (pt, pl), window.dilation)
-        values, ctx.argmax = kernels.maxpool2d(x.array, out_size, *ctx.geometry)
+        values, ctx.argmax = _arrays(x.array).maxpool2d(x.array, out_size, *ctx.geometry)
         ctx.in_shape = tuple(x.shape)
         return values, ctx.argmax
 
     @staticmethod
     def backward(ctx, g, _):
-        return MaxPool2dKernelBackward.apply(g, argmax=ctx.argmax, in_shape=ctx.in_shape,
-                                             geometry=ctx.geometry)
+        return MaxPool2dBackward.apply(g, argmax=ctx.argmax, in_shape=ctx.in_shape,
+                                       geometry=ctx.geometry)
 
 
-class MaxPool2dKernelBackward(Op):
+class MaxPool2dBackward(Op):
     """Route each window's gradient to its maximum; its own backward gathers at the maxima."""
 
     op_name = "max_pool2d_backward"
@@ -57,7 +64,7 @@ class MaxPool2dKernelBackward(Op):
     @staticmethod
     def forward(ctx, g, argmax, in_shape, geometry):
         ctx.argmax = argmax
-        return kernels.maxpool2d_backward(g.array, argmax, in_shape, *geometry)
+        return _arrays(g.array).maxpool2d_backward(g.array, argmax, in_shape, *geometry)
 
     @staticmethod
     def backward(ctx, gg):
@@ -70,15 +77,16 @@ class MaxPool2dKernelBackward(Op):
 
 
 class PoolKernels(NamedTuple):
-    """A linear pooling map run by kernels: `forward(x)` and its adjoint `adjoint(g, shape)`."""
+    """A linear pooling map's two array functions (kernels or their NumPy/CuPy twins):
+    `forward(x)` and its adjoint `adjoint(g, shape)`."""
 
     forward: Callable
     adjoint: Callable
 
 
-class LinearPoolKernel(LinearOp):
-    """Average pooling by kernel (`pool.forward`); its adjoint op, `LinearPoolKernelAdjoint`,
-    runs `pool.adjoint`."""
+class LinearPool(LinearOp):
+    """Average pooling (`pool.forward`); its adjoint op, `LinearPoolAdjoint`, runs
+    `pool.adjoint`."""
 
     op_name, params = "avg_pool2d", ("pool",)
 
@@ -87,8 +95,8 @@ class LinearPoolKernel(LinearOp):
         return pool.forward(x)
 
 
-class LinearPoolKernelAdjoint(LinearOp):
-    """The backward of `LinearPoolKernel`, whose own backward is that op again."""
+class LinearPoolAdjoint(LinearOp):
+    """The backward of `LinearPool`, whose own backward is that op again."""
 
     op_name, params = "avg_pool2d_backward", ("pool", "shape")
 
@@ -97,20 +105,27 @@ class LinearPoolKernelAdjoint(LinearOp):
         return pool.adjoint(g, shape)
 
 
-class AdaptiveLinearPoolKernel(LinearPoolKernel):
-    """Adaptive average pooling by kernel, under its own name in errors."""
+class AdaptiveLinearPool(LinearPool):
+    """Adaptive average pooling, under its own name in errors."""
 
     op_name = "adaptive_avg_pool2d"
 
 
-class AdaptiveLinearPoolKernelAdjoint(LinearPoolKernelAdjoint):
-    """The backward of `AdaptiveLinearPoolKernel`."""
+class AdaptiveLinearPoolAdjoint(LinearPoolAdjoint):
+    """The backward of `AdaptiveLinearPool`."""
 
     op_name = "adaptive_avg_pool2d_backward"
 
 
-adjoints(LinearPoolKernel, LinearPoolKernelAdjoint)
-adjoints(AdaptiveLinearPoolKernel, AdaptiveLinearPoolKernelAdjoint)
+adjoints(LinearPool, LinearPoolAdjoint)
+adjoints(AdaptiveLinearPool, AdaptiveLinearPoolAdjoint)
+
+
+def _avg_pool(arrays: Any, out_size: tuple, **geometry: Any) -> PoolKernels:
+    """avg_pool2d's map and adjoint from `arrays` (a module `_arrays` picks) over one
+    geometry: kernel, stride, (top, left) padding, count_include_pad and divisor."""
+    return PoolKernels(functools.partial(arrays.avgpool2d, out_size=out_size, **geometry),
+                       functools.partial(arrays.avgpool2d_backward, **geometry))
 
 
 def _pool_window(op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any,
@@ -146,24 +161,6 @@ def _windows(x: Tensor, window: Window, fill: float, out_size: tuple) -> Tensor:
     return reshape(cols, (n, c, window.kernel[0] * window.kernel[1]) + tuple(out_size))
 
 
-def _lowest(dtype: np.dtype):
-    """The padding that never wins a max."""
-    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
-
-
-def _plane_indices(taps: Tensor, window: Window, width: int) -> Tensor:
-    """torch's max-pool indices: the flat position row * W + col, in the unpadded input plane,
-    of the kernel tap each window picked."""
-    xp, k = taps._xp, taps.array
-    oh, ow = k.shape[-2:]
-    kw = window.kernel[1]
-    (sh, sw), (dh, dw) = window.stride, window.dilation
-    pt, _, pl, _ = window.padding
-    rows = (xp.arange(oh) * sh - pt)[:, None] + (k // kw) * dh
-    cols = xp.arange(ow) * sw - pl + (k % kw) * dw
-    return Tensor._wrap(rows * width + cols)
-
-
 def _check_float(op: str, x: Tensor) -> None:
     if x.dtype.kind != "f":
         raise RuntimeError(f"{op}: expected a floating-point input, got {x.dtype}")
@@ -176,10 +173,7 @@ def max_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
     x, batched = to_batch("max_pool2d", input)
     window, out_size = _pool_window("max_pool2d", x, kernel_size, stride, padding, dilation,
                                     ceil_mode)
-    if compiler.uses_kernels(x.array):
-        values, indices = MaxPool2dKernel.apply(x, out_size=out_size, window=window)
-    else:
-        values, indices = _max_pool2d_reference(x, window, out_size, return_indices)
+    values, indices = MaxPool2d.apply(x, out_size=out_size, window=window)
     out = from_batch(values, batched)
     return (out, from_batch(indices, batched)) if return_indices else out
 
@@ -187,19 +181,16 @@ def max_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
 def _max_pool2d_reference(x: Tensor, window: Window, out_size: tuple,
                           return_indices: bool) -> tuple:
     """max_pool2d of a 4-D x from differentiable ops: `max` along each Im2col window, and the
-    plane indices of the maxima when asked (else None)."""
-    values, taps = reduce.max(_windows(x, window, _lowest(x.dtype), out_size), dim=2)
-    return values, _plane_indices(taps, window, x.shape[3]) if return_indices else None
-
-
-def _window_counts(n: int, n_out: int, k: int, s: int, p: int, include_pad: bool):
-    """Cells each window covers along one axis: within the padded input, or (without
-    `include_pad`) within the input itself, as torch's avg_pool2d divides."""
-    start = np.arange(n_out) * s - p
-    end = np.minimum(start + k, n + p)
-    if not include_pad:
-        start, end = np.maximum(start, 0), np.minimum(end, n)
-    return end - start
+    plane indices of the maxima when asked (else None). `MaxPool2d` is held to it."""
+    values, taps = reduce.max(_windows(x, window, pool_arrays.lowest(x.dtype), out_size),
+                              dim=2)
+    if not return_indices:
+        return values, None
+    pt, _, pl, _ = window.padding
+    indices = pool_arrays.plane_positions(taps._xp, taps.array, x.shape[3], out_size,
+                                          window.kernel, window.stride, (pt, pl),
+                                          window.dilation)
+    return values, Tensor._wrap(indices)
 
 
 def avg_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -212,27 +203,21 @@ def avg_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
                                     ceil_mode)
     if divisor_override is not None and divisor_override == 0:
         raise RuntimeError("avg_pool2d: divisor_override must be non-zero")
-    if compiler.uses_kernels(x.array):
-        geometry = dict(kernel=window.kernel, stride=window.stride,
-                        padding=(window.padding[0], window.padding[2]),
-                        count_include_pad=count_include_pad, divisor=divisor_override)
-        pool = PoolKernels(functools.partial(kernels.avgpool2d, out_size=out_size, **geometry),
-                           functools.partial(kernels.avgpool2d_backward, **geometry))
-        out = LinearPoolKernel.apply(x, pool=pool)
-    else:
-        out = _avg_pool2d_reference(x, window, out_size, count_include_pad, divisor_override)
-    return from_batch(out, batched)
+    pool = _avg_pool(_arrays(x.array), out_size, kernel=window.kernel, stride=window.stride,
+                     padding=(window.padding[0], window.padding[2]),
+                     count_include_pad=count_include_pad, divisor=divisor_override)
+    return from_batch(LinearPool.apply(x, pool=pool), batched)
 
 
 def _avg_pool2d_reference(x: Tensor, window: Window, out_size: tuple, count_include_pad: bool,
                           divisor_override: int | None) -> Tensor:
     """avg_pool2d of a 4-D x from differentiable ops: `sum` along each Im2col window, over
-    torch's divisor."""
+    torch's divisor. `LinearPool` is held to it."""
     total = reduce.sum(_windows(x, window, 0.0, out_size), dim=2)
     if divisor_override is not None:
         return total / divisor_override
     pad = (window.padding[0], window.padding[2])
-    counts = [_window_counts(n, o, k, s, p, count_include_pad) for n, o, k, s, p in
+    counts = [pool_arrays.window_counts(n, o, k, s, p, count_include_pad) for n, o, k, s, p in
               zip(x.shape[2:], out_size, window.kernel, window.stride, pad)]
     divisor = move_array(np.outer(*counts).astype(x.dtype), x.device)
     return total / Tensor._wrap(divisor)
@@ -282,19 +267,19 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
     if compiler.uses_kernels(x.array):
         pool = PoolKernels(functools.partial(kernels.adaptive_avgpool2d, out_size=out_size),
                            kernels.adaptive_avgpool2d_backward)
-        out = AdaptiveLinearPoolKernel.apply(x, pool=pool)
+    elif _divides(x, out_size):
+        # NOTE: cells that tile the input are avg_pool2d's windows, with stride = kernel.
+        kernel = (x.shape[2] // out_size[0], x.shape[3] // out_size[1])
+        pool = _avg_pool(pool_arrays, out_size, kernel=kernel, stride=kernel, padding=(0, 0),
+                         count_include_pad=True, divisor=None)
     else:
-        out = _adaptive_avg_pool2d_reference(x, out_size)
-    return from_batch(out, batched)
+        return from_batch(_adaptive_avg_pool2d_reference(x, out_size), batched)
+    return from_batch(AdaptiveLinearPool.apply(x, pool=pool), batched)
 
 
 def _adaptive_avg_pool2d_reference(x: Tensor, out_size: tuple) -> Tensor:
-    """adaptive_avg_pool2d of a 4-D x from differentiable ops: a plain average pool when the
-    cells tile the input evenly, else a weighted sum over the gathered windows."""
-    if _divides(x, out_size):
-        kernel = (x.shape[2] // out_size[0], x.shape[3] // out_size[1])
-        window = Window(kernel, kernel, (1, 1), (0, 0, 0, 0))
-        return _avg_pool2d_reference(x, window, out_size, True, None)
+    """adaptive_avg_pool2d of a 4-D x from differentiable ops, for any cells: a weighted sum
+    over the gathered windows (the CPU path where the cells do not tile the input)."""
     windows, _, mask = _adaptive_windows(x, out_size)
     weights = move_array((mask / mask.sum(-1, keepdims=True)).astype(x.dtype), x.device)
     return reduce.sum(windows * Tensor._wrap(weights), dim=-1)
