@@ -93,7 +93,8 @@ class device:
                 return False
         if not isinstance(other, device):
             return NotImplemented
-        return self.type == other.type and self._ordinal() == other._ordinal()
+        # NOTE: `index or 0` is the ordinal: 'cuda' is GPU 0, and a cpu device's index is None.
+        return self.type == other.type and (self.index or 0) == (other.index or 0)
 
     def __hash__(self) -> int:
         return hash((self.type, self._ordinal()))

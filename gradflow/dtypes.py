@@ -49,8 +49,11 @@ def as_dtype(dtype: Any) -> np.dtype:
     return dt
 
 
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}  # by dtype.kind: bool < integer < floating
+
+
 def _category(dtype: np.dtype) -> builtins.int:
-    return {"b": 0, "u": 1, "i": 1, "f": 2}[dtype.kind]
+    return _CATEGORY[dtype.kind]
 
 
 def scalar_dtype(value: Any) -> np.dtype:
@@ -80,20 +83,20 @@ def result_type(tensor_dtypes: list, zero_dim_dtypes: list, scalars: list) -> np
     float dtype.
     """
     result: np.dtype | None = None
+    rank = -1  # the category of `result`
     for group in (tensor_dtypes, zero_dim_dtypes):
         if not group:
             continue
         g = group[0]
-        for d in group[1:]:
-            g = promote(g, d)
-        if result is None or _category(g) > _category(result):
-            result = g
+        for d in group:
+            if d != g:
+                g = promote(g, d)
+        if _CATEGORY[g.kind] > rank:
+            result, rank = g, _CATEGORY[g.kind]
     for value in scalars:
         d = scalar_dtype(value)
-        if result is None:
-            result = d
-        elif _category(d) > _category(result):
-            result = d
+        if _CATEGORY[d.kind] > rank:
+            result, rank = d, _CATEGORY[d.kind]
     if result is None:
         raise ValueError("result_type: no tensors or scalars to promote")
     return result

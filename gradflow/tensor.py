@@ -12,7 +12,16 @@ import numpy as np
 
 from . import dtypes
 from .autograd.grad_mode import is_grad_enabled, no_grad
-from .backend import array_module, as_device, device, device_of, host_read, move_array, on_device
+from .backend import (
+    CPU,
+    array_module,
+    as_device,
+    device,
+    device_of,
+    host_read,
+    move_array,
+    on_device,
+)
 
 if TYPE_CHECKING:
     from .autograd.function import AccumulateGrad, Function
@@ -61,9 +70,9 @@ class Tensor:
         self._init(to_array(data, dtype, device, "Tensor"))
         self.requires_grad = requires_grad
 
-    def _init(self, array: Any) -> None:
+    def _init(self, array: Any, requires_grad: bool = False) -> None:
         self.array = array
-        self._requires_grad = False
+        self._requires_grad = requires_grad
         self.grad: Tensor | None = None
         self.grad_fn: Function | None = None
         self._output_nr = 0
@@ -73,15 +82,17 @@ class Tensor:
         self._version_box = [0]
         # weak reference to this leaf's AccumulateGrad node
         self._accumulator_ref: weakref.ref[AccumulateGrad] | None = None
-        self._device: device | None = None
+        # NOTE: the device, found when first asked (None until then), except that a NumPy
+        # array's is known at once: `Function.apply` and the engine check `_device is CPU`
+        # to skip the device checks and guards when every operand is on the CPU.
+        self._device: device | None = CPU if isinstance(array, np.ndarray) else None
         self._retains_grad = False
 
     @classmethod
     def _wrap(cls, array: Any, requires_grad: bool = False) -> "Tensor":
         """Wrap an existing NumPy/CuPy array without copying (internal constructor)."""
         t = cls.__new__(cls)
-        t._init(array)
-        t._requires_grad = requires_grad
+        t._init(array, requires_grad)
         return t
 
     # -- metadata ------------------------------------------------------------------------------
@@ -198,7 +209,7 @@ class Tensor:
         if self.grad_fn is None:
             hooks = self._hooks
         else:
-            hooks = self.grad_fn._pre_hooks.setdefault(self._output_nr, {})
+            hooks = self.grad_fn.pre_hooks(self._output_nr)
         handle = RemovableHandle(hooks)
         hooks[handle.id] = hook
         return handle

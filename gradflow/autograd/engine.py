@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..backend import on_device, on_device_of
+from ..backend import CPU, on_device, on_device_of
 from ..cuda import oom
 from ..tensor import Tensor
 from . import anomaly
-from .function import AccumulateGrad, grad_accumulator
+from .function import AccumulateGrad, gradient_edge
 from .grad_mode import set_grad_enabled
 
 _ANOMALY = anomaly.MODE
@@ -39,10 +39,6 @@ def _topological_order(roots: list) -> list:
                 order.append(node)
     order.reverse()
     return order
-
-
-def _node_of(t: Tensor):
-    return (t.grad_fn, t._output_nr) if t.grad_fn is not None else (grad_accumulator(t), 0)
 
 
 def _check_gradient(out: Tensor, grad, what: str) -> Tensor:
@@ -79,7 +75,7 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence, retain_graph
             raise RuntimeError(f"{what}: element {i} of tensors does not require grad and does "
                                "not have a grad_fn")
         g = _check_gradient(out, g, what)
-        node, slot = _node_of(out)
+        node, slot = gradient_edge(out)
         roots.append(node)
         _add(buffers, node, slot, g)
     order = _topological_order(roots)
@@ -91,7 +87,7 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence, retain_graph
             if not t.requires_grad:
                 raise RuntimeError(f"{what}: one of the differentiated Tensors does not require "
                                    "grad")
-            targets.setdefault(_node_of(t), None)
+            targets.setdefault(gradient_edge(t), None)
         wanted = {node for node, _ in targets}
         needed = set()
         for node in reversed(order):
@@ -103,13 +99,10 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence, retain_graph
             grads = buffers.pop(node, None)
             if grads is None:
                 continue
-            for slot, hooks in node._pre_hooks.items():
-                if grads[slot] is not None:
-                    for hook in list(hooks.values()):
-                        new = hook(grads[slot])
-                        if new is not None:
-                            grads[slot] = new
-            if isinstance(node, AccumulateGrad):
+            if node._pre_hooks:
+                _run_pre_hooks(node, grads)
+            leaf = isinstance(node, AccumulateGrad)
+            if leaf:
                 grads[0] = node.run_hooks(grads[0])
             if targets is not None:
                 for slot, g in enumerate(grads):
@@ -117,15 +110,15 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence, retain_graph
                         targets[(node, slot)] = g
                 if node not in needed:
                     continue
-            if isinstance(node, AccumulateGrad):
+            if leaf:
                 node.accumulate(grads[0])
                 continue
             try:
-                with on_device_of(g for g in grads if g is not None):  # backward's guard
-                    if _ANOMALY.enabled:
-                        in_grads = anomaly.checked_backward(node, grads)
-                    else:
-                        in_grads = node.run_backward(grads)
+                if _on_cpu(grads):
+                    in_grads = _node_backward(node, grads)
+                else:
+                    with on_device_of(g for g in grads if g is not None):  # backward's guard
+                        in_grads = _node_backward(node, grads)
             except oom.error_types() as err:
                 raise oom.out_of_memory(f"{node.name()} (backward)", err) from None
             if not retain_graph:
@@ -138,13 +131,40 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence, retain_graph
         return None
     result = []
     for t in inputs:
-        g = targets[_node_of(t)]
+        g = targets[gradient_edge(t)]
         if g is None and not allow_unused:
             raise RuntimeError(f"{what}: one of the differentiated Tensors (shape "
                                f"{tuple(t.shape)}) appears to not have been used in the graph. "
                                "Set allow_unused=True if this is the desired behavior.")
         result.append(g)
     return tuple(result)
+
+
+def _run_pre_hooks(node, grads: list) -> None:
+    """Tensor.register_hook's hooks on the node's outputs, each of which may replace its
+    gradient."""
+    for slot, hooks in node._pre_hooks.items():
+        if grads[slot] is not None:
+            for hook in list(hooks.values()):
+                new = hook(grads[slot])
+                if new is not None:
+                    grads[slot] = new
+
+
+def _on_cpu(grads: list) -> bool:
+    """Whether every gradient is known to be on the CPU (Tensor._init), where the node's
+    backward needs no device guard."""
+    for g in grads:
+        if g is not None and g._device is not CPU:
+            return False
+    return True
+
+
+def _node_backward(node, grads: list) -> tuple:
+    """The node's input gradients; in anomaly mode, checked (anomaly.checked_backward)."""
+    if _ANOMALY.enabled:
+        return anomaly.checked_backward(node, grads)
+    return node.run_backward(grads)
 
 
 def _add(buffers: dict, node, slot: int, grad: Tensor) -> None:

@@ -12,17 +12,21 @@ Backward rules are written with gradflow's own tensor ops, so running them with 
 from __future__ import annotations
 
 import weakref
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-from ..backend import device, module_for, on_device_of
+from ..backend import CPU, device, module_for, on_device_of
 from ..cuda import oom
 from ..tensor import Tensor
-from . import anomaly
+from . import anomaly, grad_mode
 from .grad_mode import is_grad_enabled, no_grad
 
 _ANOMALY = anomaly.MODE
+_GRAD = grad_mode.STATE
+_NO_EDGE = (None, 0)  # an input that gets no gradient
+_NO_HOOKS: MappingProxyType = MappingProxyType({})  # a node's pre-hooks until one is registered
 
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors "
@@ -59,7 +63,7 @@ class _SavedOutput:
     def __init__(self, out: Tensor, index: int) -> None:
         self.array, self.index = out.array, index
         self.version_box, self.version = out._version_box, out._version_box[0]
-        self.requires_grad = out.requires_grad
+        self.requires_grad = out._requires_grad
 
     def unpack(self, node: "Function") -> Tensor:
         if self.version_box[0] != self.version:
@@ -84,18 +88,18 @@ class Function:
     differentiable = True  # False for ops whose outputs never require grad
     creation_trace = None  # where user code made this node; recorded in anomaly mode only
 
+    # NOTE: a node's state starts as these class-level defaults, which are immutable and which
+    # an instance replaces when it needs its own: no __init__ runs for each op recorded.
+    next_edges: tuple = ()
+    num_outputs = 1
+    needs_input_grad: tuple = ()
+    _saved: tuple | list = ()
+    _saved_outputs: tuple | list = ()
+    _freed = False
+    _materialize = True
+    _non_differentiable: frozenset = frozenset()
+    _pre_hooks: MappingProxyType | dict = _NO_HOOKS
     _output_meta: list[tuple[tuple[int, ...], np.dtype, device]]  # set when a user Function records
-
-    def __init__(self) -> None:
-        self.next_edges: tuple = ()
-        self.num_outputs = 1
-        self.needs_input_grad: tuple = ()
-        self._saved: list = []
-        self._freed = False
-        self._pre_hooks: dict = {}
-        self._materialize = True
-        self._non_differentiable: set = set()
-        self._saved_outputs: list = []
 
     # -- the op ---------------------------------------------------------------------------------
     @staticmethod
@@ -120,17 +124,17 @@ class Function:
     def saved_tensors(self) -> tuple:
         if self._freed:
             raise RuntimeError(FREED_MESSAGE)
-        return tuple(None if s is None else s.unpack(self) for s in self._saved)
+        return tuple([None if s is None else s.unpack(self) for s in self._saved])
 
     @property
     def outputs(self) -> tuple:
         """The op's outputs, for backward rules that use them (ops with `saves_outputs`)."""
         if self._freed:
             raise RuntimeError(FREED_MESSAGE)
-        return tuple(s.unpack(self) for s in self._saved_outputs)
+        return tuple([s.unpack(self) for s in self._saved_outputs])
 
     def mark_non_differentiable(self, *tensors: Tensor) -> None:
-        self._non_differentiable.update(id(t) for t in tensors)
+        self._non_differentiable = self._non_differentiable | {id(t) for t in tensors}
 
     def set_materialize_grads(self, value: bool) -> None:
         self._materialize = bool(value)
@@ -139,39 +143,68 @@ class Function:
     def name(cls) -> str:
         return getattr(cls, "op_name", cls.__name__)
 
+    def pre_hooks(self, slot: int) -> dict:
+        """The hooks run on the gradient of output `slot` before this node's backward
+        (Tensor.register_hook on a non-leaf), keyed by handle id; made on first use."""
+        hooks = self._pre_hooks
+        if not isinstance(hooks, dict):  # the shared, read-only default
+            hooks = self._pre_hooks = {}
+        return hooks.setdefault(slot, {})
+
     # -- recording ----------------------------------------------------------------------------
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any):
         ctx = cls()
-        tensors = [a for a in args if isinstance(a, Tensor)]
-        _check_same_device(cls.name(), tensors)
-        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        record = cls.differentiable and is_grad_enabled() and any(ctx.needs_input_grad)
+        # NOTE: one pass over the arguments finds which need a gradient and whether every
+        # tensor among them is known to be on the CPU (see Tensor._init). If so, they share a
+        # device and the forward needs no device guard: `tensors` stays None and neither the
+        # device check nor the guard is paid for.
+        flags = []
+        on_cpu = True
+        for a in args:
+            if isinstance(a, Tensor):
+                flags.append(a._requires_grad)
+                if a._device is not CPU:
+                    on_cpu = False
+            else:
+                flags.append(False)
+        tensors = None if on_cpu else _tensors(args)
+        if tensors is not None:
+            _check_same_device(cls.name(), tensors)
+        ctx.needs_input_grad = needs = tuple(flags)
+        record = cls.differentiable and _GRAD.enabled and any(needs)
         if cls._array_forward:
             try:
-                with on_device_of(tensors):  # the one device guard of every op's forward
+                if tensors is None:
                     raw = cls.forward(ctx, *args, **kwargs)
+                else:
+                    with on_device_of(tensors):  # the one device guard of every op's forward
+                        raw = cls.forward(ctx, *args, **kwargs)
             except oom.error_types() as err:
                 raise oom.out_of_memory(cls.name(), err) from None
             except (ValueError, TypeError) as err:
-                raise _named_error(cls.name(), err, tensors) from None
+                raise _named_error(cls.name(), err, _tensors(args)) from None
             single = not isinstance(raw, tuple)
-            outs = [Tensor._wrap(_as_array(r)) for r in ((raw,) if single else raw)]
+            outs = [_wrap_array(raw)] if single else [_wrap_array(r) for r in raw]
         else:
             try:
-                with no_grad(), on_device_of(tensors):
+                with no_grad(), on_device_of(_tensors(args)):
                     raw = cls.forward(ctx, *args, **kwargs)
             except oom.error_types() as err:
                 raise oom.out_of_memory(cls.name(), err) from None
             single = not isinstance(raw, tuple)
             outs = [_fresh_output(r, cls.name()) for r in ((raw,) if single else raw)]
-        ctx.num_outputs = len(outs)
+        if not single:
+            ctx.num_outputs = len(outs)
         if _ANOMALY.enabled:
             anomaly.record_forward(ctx, outs)
         if record:
-            ctx.next_edges = tuple(_edge(a) for a in args)
+            edges = []
+            for a, need in zip(args, needs):
+                edges.append(gradient_edge(a) if need else _NO_EDGE)
+            ctx.next_edges = tuple(edges)
             for i, out in enumerate(outs):
-                if out.dtype.kind == "f" and id(out) not in ctx._non_differentiable:
+                if out.array.dtype.kind == "f" and id(out) not in ctx._non_differentiable:
                     out._requires_grad, out.grad_fn, out._output_nr = True, ctx, i
             if not cls._array_forward:
                 ctx._saved = [_resave(s, outs, raw) for s in ctx._saved]
@@ -195,8 +228,7 @@ class Function:
 
     def release(self) -> None:
         """Free what was saved for backward (done after backward unless retain_graph)."""
-        self._saved = []
-        self._saved_outputs = []
+        self._saved = self._saved_outputs = ()
         self._freed = True
 
     def _zeros_for_output(self, index: int) -> Tensor:
@@ -215,9 +247,10 @@ class AccumulateGrad:
     """The node that receives a leaf's gradient and accumulates it into `.grad`
     (PyTorch's AccumulateGrad). A leaf keeps only a weak reference to its accumulator."""
 
+    __slots__ = ("tensor", "__weakref__")
     next_edges = ()
     num_outputs = 1
-    _pre_hooks: dict = {}
+    _pre_hooks = _NO_HOOKS  # a leaf's hooks are its tensor's (run_hooks)
 
     def __init__(self, tensor: Tensor) -> None:
         self.tensor = tensor
@@ -227,7 +260,10 @@ class AccumulateGrad:
         return "AccumulateGrad"
 
     def run_hooks(self, grad: Tensor) -> Tensor:
-        for hook in list(self.tensor._hooks.values()):
+        hooks = self.tensor._hooks
+        if not hooks:
+            return grad
+        for hook in list(hooks.values()):
             new = hook(grad)
             if new is not None:
                 grad = new
@@ -235,7 +271,7 @@ class AccumulateGrad:
 
     def accumulate(self, grad: Tensor) -> None:
         leaf = self.tensor
-        if grad.shape != leaf.shape:
+        if grad.array.shape != leaf.array.shape:
             raise RuntimeError(f"AccumulateGrad: gradient of shape {tuple(grad.shape)} does not "
                                f"match the leaf's shape {tuple(leaf.shape)}")
         if not is_grad_enabled():
@@ -250,16 +286,6 @@ class AccumulateGrad:
         pass
 
 
-def grad_accumulator(tensor: Tensor) -> AccumulateGrad:
-    """The one AccumulateGrad node of a leaf, shared by every op that uses it while any graph
-    holds it."""
-    node = tensor._accumulator_ref() if tensor._accumulator_ref is not None else None
-    if node is None:
-        node = AccumulateGrad(tensor)
-        tensor._accumulator_ref = weakref.ref(node)
-    return node
-
-
 def _named_error(name: str, err: Exception, tensors: list) -> Exception:
     """Re-raise an array library's error with the op's name and its inputs' shapes."""
     text = str(err)
@@ -271,17 +297,29 @@ def _named_error(name: str, err: Exception, tensors: list) -> Exception:
     return kind(f"{name}: {text} (input shapes {shapes}; dtypes {dts})")
 
 
-def _as_array(value: Any):
-    """NumPy reductions return scalars; tensors always hold arrays."""
-    return np.asarray(value) if isinstance(value, np.generic) else value
+def gradient_edge(t: Tensor) -> tuple:
+    """(node, output slot) that receives the gradient of `t`, a tensor that requires grad: its
+    grad_fn's output, or a leaf's one AccumulateGrad node, shared by every op that uses the
+    leaf while any graph holds it (the leaf keeps only a weak reference)."""
+    fn = t.grad_fn
+    if fn is not None:
+        return (fn, t._output_nr)
+    ref = t._accumulator_ref
+    node = None if ref is None else ref()
+    if node is None:
+        node = AccumulateGrad(t)
+        t._accumulator_ref = weakref.ref(node)
+    return (node, 0)
 
 
-def _edge(arg: Any):
-    if not isinstance(arg, Tensor) or not arg.requires_grad:
-        return (None, 0)
-    if arg.grad_fn is not None:
-        return (arg.grad_fn, arg._output_nr)
-    return (grad_accumulator(arg), 0)
+def _tensors(args: tuple) -> list:
+    return [a for a in args if isinstance(a, Tensor)]
+
+
+def _wrap_array(value: Any) -> Tensor:
+    """An op's output as a tensor; a NumPy scalar (what NumPy reductions return) becomes a 0-d
+    array."""
+    return Tensor._wrap(np.asarray(value) if isinstance(value, np.generic) else value)
 
 
 def _check_same_device(name: str, tensors: list) -> None:

@@ -8,16 +8,23 @@ from __future__ import annotations
 import functools
 import threading
 
-_state = threading.local()
+
+class _GradState(threading.local):
+    """This thread's switch; `Function.apply` reads `STATE.enabled` itself, once per op."""
+
+    enabled = True
+
+
+STATE = _GradState()
 
 
 def is_grad_enabled() -> bool:
     """True when new operations record the graph for autograd."""
-    return getattr(_state, "enabled", True)
+    return STATE.enabled
 
 
 def _set(mode: bool) -> None:
-    _state.enabled = bool(mode)
+    STATE.enabled = bool(mode)
 
 
 class _GradMode:

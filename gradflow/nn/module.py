@@ -11,6 +11,8 @@ from ..tensor import RemovableHandle, Tensor
 from . import failures
 from .parameter import Parameter
 
+_calls = failures.calls
+
 
 class Module:
     """Base class for layers and models: subclasses set attributes and define `forward`."""
@@ -261,20 +263,21 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        depth = failures.calls.depth
-        failures.calls.depth = depth + 1
+        depth = _calls.depth
+        _calls.depth = depth + 1
         try:
             out = self.forward(*args, **kwargs)
-            for hook in list(self._forward_hooks.values()):
-                new = hook(self, args, out)
-                if new is not None:
-                    out = new
+            if self._forward_hooks:
+                for hook in list(self._forward_hooks.values()):
+                    new = hook(self, args, out)
+                    if new is not None:
+                        out = new
         except Exception as err:
             inputs = args + tuple(kwargs.values()) if kwargs else args
             failures.record(err, self, inputs, outermost=depth == 0)
             raise
         finally:
-            failures.calls.depth = depth
+            _calls.depth = depth
         return out
 
     def _failure_hint(self, args: tuple, model: "Module") -> str:

@@ -19,31 +19,46 @@ from ..autograd.function import Op
 from ..backend import move_array
 from ..tensor import Tensor
 from .adjoint import LinearOp, adjoints
+from .shape import sum_to
 from .util import check_operand, operand_arrays, result_dtype
 
 
 def _meta(v: Any):
-    return (v.shape, v.dtype) if isinstance(v, Tensor) else None
+    """What `_grad_for` needs of an operand: its array's shape and dtype (None for a number)."""
+    return (v.array.shape, v.array.dtype) if isinstance(v, Tensor) else None
 
 
 def _grad_for(g: Tensor | None, meta) -> Tensor | None:
     """Reduce a broadcast gradient to an input's shape and dtype (None for numbers)."""
     if g is None or meta is None:
         return None
-    from .shape import sum_to
     shape, dtype = meta
     g = sum_to(g, shape)
-    return g if g.dtype == dtype else cast(g, dtype=dtype)
+    return g if g.array.dtype == dtype else cast(g, dtype=dtype)
 
 
-def _save_operands(ctx, *operands: Any) -> None:
-    ctx.save_for_backward(*(v if isinstance(v, Tensor) else None for v in operands))
-    ctx.numbers = tuple(None if isinstance(v, Tensor) else v for v in operands)
-    ctx.metas = tuple(_meta(v) for v in operands)
+def _save_operands(ctx, *operands: Any, keep: tuple | None = None) -> None:
+    """Save the tensor operands for backward (those that `keep` marks True, when given: the
+    others `_operands` gives as None), and keep the numbers and every operand's meta."""
+    saved, numbers, metas = [], [], []
+    for i, v in enumerate(operands):
+        tensor = isinstance(v, Tensor)
+        saved.append(v if tensor and (keep is None or keep[i]) else None)
+        numbers.append(None if tensor else v)
+        metas.append(_meta(v))
+    ctx.save_for_backward(*saved)
+    ctx.numbers, ctx.metas = numbers, metas
 
 
 def _operands(ctx) -> tuple:
-    return tuple(n if t is None else t for t, n in zip(ctx.saved_tensors, ctx.numbers))
+    return tuple([n if t is None else t for t, n in zip(ctx.saved_tensors, ctx.numbers)])
+
+
+def _is_bool(v: Any) -> bool:
+    """A bool tensor or a bool number."""
+    if isinstance(v, Tensor):
+        return v.array.dtype == dtypes.bool
+    return isinstance(v, (bool, np.bool_))
 
 
 def _float_array(x: Tensor):
@@ -71,8 +86,7 @@ class Sub(Op):
 
     @staticmethod
     def forward(ctx, a, b):
-        if any(v.dtype == dtypes.bool if isinstance(v, Tensor) else isinstance(v, (bool, np.bool_))
-               for v in (a, b)):
+        if _is_bool(a) or _is_bool(b):
             raise TypeError("sub: subtraction, the `-` operator, with a bool tensor or number "
                             "is not supported (as in PyTorch); use `~` or logical_not to invert "
                             "a mask, or cast it with .float()")
@@ -91,7 +105,11 @@ class Mul(Op):
     @staticmethod
     def forward(ctx, a, b):
         xa, xb = operand_arrays("mul", a, b)
-        _save_operands(ctx, a, b)
+        # NOTE: each operand's gradient is g times the other operand, so an operand is kept
+        # only for the other's gradient (as torch's MulBackward0): nothing, in a backward pass
+        # run without create_graph, and not the tensor in `x * 2`.
+        need_a, need_b = ctx.needs_input_grad
+        _save_operands(ctx, a, b, keep=(need_b, need_a))
         return xa * xb
 
     @staticmethod
@@ -111,7 +129,9 @@ class Div(Op):
         if dt.kind != "f":
             dt = dtypes.get_default_dtype()
         xa, xb = operand_arrays("div", a, b, dtype=dt)
-        _save_operands(ctx, a, b)
+        # NOTE: both gradients need the divisor; only the divisor's needs the dividend.
+        need_a, need_b = ctx.needs_input_grad
+        _save_operands(ctx, a, b, keep=(need_b, need_a or need_b))
         return xa / xb
 
     @staticmethod
@@ -185,7 +205,7 @@ class Unary(Op):
 
     @classmethod
     def forward(cls, ctx, x):
-        if not cls.saves_outputs:
+        if not cls.saves_outputs and ctx.needs_input_grad[0]:
             ctx.save_for_backward(x)
         return cls.function(x._xp, x.array if cls.keeps_dtype else _float_array(x))
 

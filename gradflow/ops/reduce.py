@@ -43,8 +43,8 @@ class Sum(Op):
 
     @staticmethod
     def forward(ctx, x, axes, keepdim, dtype):
-        ctx.in_shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
-        if dtype is None and x.dtype.kind in "biu":
+        ctx.in_shape, ctx.axes, ctx.keepdim = x.array.shape, axes, keepdim
+        if dtype is None and x.array.dtype.kind in "biu":
             dtype = dtypes.int64
         return x.array.sum(axis=axes, keepdims=keepdim, dtype=dtype)
 

@@ -25,10 +25,10 @@ def _sizes(op: str, args: tuple) -> tuple:
 def _infer_shape(op: str, shape: tuple, numel: int, in_shape: tuple) -> tuple:
     if shape.count(-1) > 1:
         raise RuntimeError(f"{op}: only one dimension can be inferred, got shape {shape}")
-    if any(s < -1 for s in shape):
-        raise RuntimeError(f"{op}: invalid shape dimension in {shape}")
     known = 1
     for s in shape:
+        if s < -1:
+            raise RuntimeError(f"{op}: invalid shape dimension in {shape}")
         if s != -1:
             known *= s
     if -1 in shape:
@@ -113,8 +113,9 @@ class Contiguous(Op):
 def reshape(x: Tensor, *shape: Any, op: str = "reshape") -> Tensor:
     """Same values in a new shape; one dimension may be -1 (torch.reshape, and view: `op`
     names the caller in errors)."""
-    shape = _infer_shape(op, _sizes(op, shape), x.numel(), tuple(x.shape))
-    return x if shape == x.shape else Reshape.apply(x, shape=shape)
+    in_shape = x.array.shape
+    shape = _infer_shape(op, _sizes(op, shape), x.array.size, in_shape)
+    return x if shape == in_shape else Reshape.apply(x, shape=shape)
 
 
 def permute(x: Tensor, *dims: Any) -> Tensor:
@@ -211,7 +212,7 @@ def expand(x: Tensor, *sizes: Any) -> Tensor:
 def sum_to(x: Tensor, shape: tuple) -> Tensor:
     """Sum `x` down to a shape it was broadcast from (used by broadcasting backward)."""
     shape = tuple(shape)
-    return x if tuple(x.shape) == shape else SumTo.apply(x, shape=shape)
+    return x if x.array.shape == shape else SumTo.apply(x, shape=shape)
 
 
 def contiguous(x: Tensor) -> Tensor:

@@ -9,6 +9,7 @@ from .. import dtypes
 from ..tensor import Tensor
 
 Number = (int, float, bool, np.number, np.bool_)
+_OPERAND = (Tensor,) + Number
 
 
 def normalize_dim(op: str, dim: Any, ndim: int) -> int:
@@ -35,7 +36,7 @@ def normalize_dims(op: str, dim: Any, ndim: int) -> tuple:
 
 
 def check_operand(op: str, value: Any) -> None:
-    if not isinstance(value, (Tensor,) + Number):
+    if not isinstance(value, _OPERAND):
         raise TypeError(f"{op}: expected a Tensor or a number, got {type(value).__name__}")
 
 
@@ -46,10 +47,31 @@ def result_dtype(*operands: Any) -> np.dtype:
     scalars: list[Any] = []
     for v in operands:
         if isinstance(v, Tensor):
-            (dims if v.ndim else zero_dims).append(v.dtype)
+            a = v.array
+            (dims if a.ndim else zero_dims).append(a.dtype)
         else:
             scalars.append(v)
     return dtypes.result_type(dims, zero_dims, scalars)
+
+
+def _settled_dtype(operands: tuple) -> np.dtype | None:
+    """The result dtype when no promotion is needed: tensors all of one dtype, with numbers
+    only if that dtype is floating (no number lifts a float tensor's dtype); else None, also
+    for an operand that is neither, which `check_operand` then reports."""
+    dt = None
+    numbers = False
+    for v in operands:
+        if isinstance(v, Tensor):
+            d = v.array.dtype
+            if dt is None:
+                dt = d
+            elif d != dt:
+                return None
+        elif isinstance(v, Number):
+            numbers = True
+        else:
+            return None
+    return None if dt is None or (numbers and dt.kind != "f") else dt
 
 
 def operand_arrays(op: str, *operands: Any, dtype: np.dtype | None = None) -> list:
@@ -58,16 +80,20 @@ def operand_arrays(op: str, *operands: Any, dtype: np.dtype | None = None) -> li
     Python numbers stay numbers, so NumPy and CuPy treat them as weak scalars and no tiny
     host-to-device copy is made for them.
     """
-    for v in operands:
-        check_operand(op, v)
-    dt = result_dtype(*operands) if dtype is None else dtype
+    dt = _settled_dtype(operands) if dtype is None else None
+    if dt is None:
+        for v in operands:
+            check_operand(op, v)
+        dt = result_dtype(*operands) if dtype is None else dtype
+    kind = dt.kind
     out = []
     for v in operands:
         if isinstance(v, Tensor):
-            out.append(v.array if v.dtype == dt else v.array.astype(dt))
-        elif dt.kind == "f":
+            a = v.array
+            out.append(a if a.dtype == dt else a.astype(dt))
+        elif kind == "f":
             out.append(float(v))
-        elif dt.kind == "b":
+        elif kind == "b":
             out.append(bool(v))
         else:
             out.append(int(v))
