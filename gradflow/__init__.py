@@ -1,6 +1,7 @@
 """gradflow: a define-by-run autodiff framework with a PyTorch-like API, on NumPy and CuPy."""
 from __future__ import annotations
 
+from . import host_allocator
 from . import dtypes
 from .dtypes import (bool, double, float, float16, float32, float64, get_default_dtype, half,
                      int, int8, int16, int32, int64, long, set_default_dtype, short, uint8)
@@ -32,6 +33,7 @@ from . import datasets, models, nn, optim, transforms, utils
 from .serialization import load, save
 from .summary import summary
 
+host_allocator.tune()
 __version__ = "0.1.0"
 clip = clamp
 concat = cat

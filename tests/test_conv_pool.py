@@ -312,3 +312,58 @@ def test_pooling_modules_match_torch(make):
     for o, e in zip(outs if isinstance(outs, tuple) else (outs,),
                     expect if isinstance(expect, tuple) else (expect,)):
         np.testing.assert_allclose(o.numpy(), e.numpy(), atol=1e-12)
+
+
+def _lowerings(monkeypatch) -> list:
+    """Record each CPU im2col of conv2d's inputs (their batch-inner columns)."""
+    calls = []
+    original = conv.im2col_reference
+
+    def counted(a, window, value=0.0, batch_inner=False):
+        calls.append(a.shape)
+        return original(a, window, value, batch_inner)
+
+    monkeypatch.setattr(conv, "im2col_reference", counted)
+    return calls
+
+
+def _conv_grads(x, w, **backward):
+    xt, wt = (gf.tensor(a, requires_grad=True) for a in (x, w))
+    out = gf.nn.functional.conv2d(xt, wt, padding=1)
+    (out * gf.tensor(distinct(*out.shape, seed=7))).sum().backward(**backward)
+    return out, xt, wt
+
+
+def test_conv_weight_gradient_reuses_the_forward_columns(monkeypatch):
+    """On the CPU the forward's columns serve the weight gradient (one lowering per step);
+    a retained graph's second backward lowers again and gives the same gradients."""
+    x, w = distinct(3, 2, 5, 4), distinct(4, 2, 3, 3, seed=1)
+    want = _conv_grads(x, w)
+    calls = _lowerings(monkeypatch)
+    out, xt, wt = _conv_grads(x, w, retain_graph=True)
+    assert calls == [(3, 2, 5, 4)]
+    first = wt.grad.numpy().copy()
+    (out * gf.tensor(distinct(*out.shape, seed=7))).sum().backward()
+    assert len(calls) == 2
+    np.testing.assert_allclose(first, want[2].grad.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(wt.grad.numpy(), 2 * first, rtol=1e-6)
+    np.testing.assert_allclose(xt.grad.numpy(), 2 * want[1].grad.numpy(), rtol=1e-6)
+
+
+def test_conv_keeps_no_columns_without_weight_gradient_or_across_chunks(monkeypatch):
+    x, w = distinct(3, 2, 5, 4), distinct(4, 2, 3, 3, seed=1)
+    want = _conv_grads(x, w)
+    calls = _lowerings(monkeypatch)
+    with gf.no_grad():
+        gf.nn.functional.conv2d(gf.tensor(x), gf.tensor(w, requires_grad=True), padding=1)
+    assert len(calls) == 1
+    calls.clear()
+    limit = conv.get_conv_workspace_limit()
+    conv.set_conv_workspace_limit(2 * 9 * 5 * 4 * 4)  # one sample's columns per chunk
+    try:
+        _, xt, wt = _conv_grads(x, w)
+    finally:
+        conv.set_conv_workspace_limit(limit)
+    assert len(calls) == 6  # three chunks, lowered in the forward and again for the weight
+    np.testing.assert_allclose(wt.grad.numpy(), want[2].grad.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(xt.grad.numpy(), want[1].grad.numpy(), rtol=1e-5)

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..argcheck import pair
 from ..autograd.function import Op
+from ..autograd.grad_mode import is_grad_enabled
 from ..backend import array_module
 from ..cuda import compiler
 from ..cuda import conv as kernels
@@ -140,19 +141,40 @@ def _channels_outer(a, groups: int):
     return a.transpose(1, 0, 2).reshape(groups, o // groups, m * pixels)
 
 
-def conv2d_array(x, w, window: Window, groups: int):
+def conv2d_array(x, w, window: Window, groups: int, columns=None):
     """(N, C, H, W) x (O, C/g, kh, kw) -> (N, O, oh, ow): per chunk of the batch, one product
-    (g, O/g, C/g*kh*kw) @ (g, C/g*kh*kw, m*oh*ow) of the weight with the columns."""
+    (g, O/g, C/g*kh*kw) @ (g, C/g*kh*kw, m*oh*ow) of the weight with the columns. `columns`
+    are the whole batch's, already lowered (see `lowered_once`)."""
     xp = array_module(x)
     n, o = x.shape[0], w.shape[0]
     oh, ow = window.out_size(*x.shape[2:])
     weight = w.reshape(groups, o // groups, -1)
     out = xp.empty((n, o, oh * ow), x.dtype)
-    for part in _batch_chunks(n, x.shape, window, x.itemsize):
-        cols = im2col_array(x[part], window, 0.0, batch_inner=True)
+    for part, cols in _columns(x, window, columns):
         prod = matmul_arrays(weight, cols.reshape(groups, -1, cols.shape[-1]))
         out[part] = prod.reshape(o, -1, oh * ow).transpose(1, 0, 2)
     return out.reshape(n, o, oh, ow)
+
+
+def lowered_once(x, window: Window):
+    """x's batch-inner columns when the CPU path can keep them for the weight gradient, else
+    None. On the CPU im2col is a large share of a step and the columns of one chunk are
+    bounded by the workspace limit; a GPU lowers them again, faster than it could spare the
+    memory."""
+    if compiler.uses_kernels(x) or len(_batch_chunks(x.shape[0], x.shape, window,
+                                                     x.itemsize)) > 1:
+        return None
+    return im2col_array(x, window, 0.0, batch_inner=True)
+
+
+def _columns(x, window: Window, columns=None):
+    """Yield (batch slice, its batch-inner columns) per chunk, lowering one chunk at a time;
+    a single pair when `columns` is given."""
+    if columns is not None:
+        yield slice(None), columns
+        return
+    for part in _batch_chunks(x.shape[0], x.shape, window, x.itemsize):
+        yield part, im2col_array(x[part], window, 0.0, batch_inner=True)
 
 
 def conv2d_grad_input_array(gy, w, shape: tuple, window: Window, groups: int):
@@ -170,15 +192,16 @@ def conv2d_grad_input_array(gy, w, shape: tuple, window: Window, groups: int):
     return gx
 
 
-def conv2d_grad_weight_array(x, gy, wshape: tuple, window: Window, groups: int):
+def conv2d_grad_weight_array(x, gy, wshape: tuple, window: Window, groups: int,
+                             columns=None):
     """The weight gradient of conv2d: gy times the columns' transpose; batch and pixels
-    together form the contraction, one product per chunk."""
+    together form the contraction, one product per chunk. `columns` are x's, if the forward
+    kept them."""
     xp = array_module(x)
-    n, o = x.shape[0], wshape[0]
+    o = wshape[0]
     gw = xp.zeros((groups, o // groups, math.prod(wshape[1:])), x.dtype)
-    grads = gy.reshape(n, o, -1)
-    for part in _batch_chunks(n, x.shape, window, x.itemsize):
-        cols = im2col_array(x[part], window, 0.0, batch_inner=True)
+    grads = gy.reshape(x.shape[0], o, -1)
+    for part, cols in _columns(x, window, columns):
         rhs = cols.reshape(groups, -1, cols.shape[-1]).transpose(0, 2, 1)
         gw += matmul_arrays(_channels_outer(grads[part], groups), rhs)
     return gw.reshape(wshape)
@@ -196,17 +219,29 @@ class _ConvOp(Op):
 
 
 class Conv2d(_ConvOp):
-    """2-D cross-correlation (torch.nn.functional.conv2d without the bias)."""
+    """2-D cross-correlation (torch.nn.functional.conv2d without the bias). When the weight
+    needs a gradient, the forward's columns may be kept for it (`lowered_once`); the first
+    backward uses and drops them."""
 
     op_name = "conv2d"
-    compute = staticmethod(conv2d_array)
+
+    @classmethod
+    def forward(cls, ctx, a, b, window, groups):
+        ctx.save_for_backward(a, b)
+        ctx.args = dict(window=window, groups=groups)
+        ctx.columns = None
+        if ctx.needs_input_grad[1] and is_grad_enabled():
+            ctx.columns = lowered_once(a.array, window)
+        return conv2d_array(a.array, b.array, window, groups, ctx.columns)
 
     @staticmethod
     def backward(ctx, gy):
         x, w = ctx.saved_tensors
         need_x, need_w = ctx.needs_input_grad
+        columns, ctx.columns = ctx.columns, None  # a retained graph's next backward relowers
         gx = Conv2dGradInput.apply(gy, w, shape=tuple(x.shape), **ctx.args) if need_x else None
-        gw = Conv2dGradWeight.apply(x, gy, wshape=tuple(w.shape), **ctx.args) if need_w else None
+        gw = Conv2dGradWeight.apply(x, gy, wshape=tuple(w.shape), columns=columns,
+                                    **ctx.args) if need_w else None
         return gx, gw
 
 

@@ -23,7 +23,8 @@ def sgd_step(param: Any, grad: Any, momentum_buffer: Any | None, *, lr: float, m
             momentum_buffer = array_module(param).array(grad, copy=True)
         else:
             momentum_buffer *= momentum
-            momentum_buffer += (1 - dampening) * grad
+            # NOTE: (1 - 0) * grad would copy the whole gradient for nothing
+            momentum_buffer += grad if dampening == 0 else (1 - dampening) * grad
         grad = grad + momentum * momentum_buffer if nesterov else momentum_buffer
     param -= lr * grad
     return momentum_buffer
