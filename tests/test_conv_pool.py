@@ -367,3 +367,32 @@ def test_conv_keeps_no_columns_without_weight_gradient_or_across_chunks(monkeypa
     assert len(calls) == 6  # three chunks, lowered in the forward and again for the weight
     np.testing.assert_allclose(wt.grad.numpy(), want[2].grad.numpy(), rtol=1e-5)
     np.testing.assert_allclose(xt.grad.numpy(), want[1].grad.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,options", [
+    ((1, 3, 5, 7), (4, 3, 1, 1), {}),
+    ((3, 5, 9, 7), (7, 5, 3, 3), dict(padding=1)),
+    ((2, 3, 11, 13), (5, 3, 3, 2), dict(stride=(2, 3), dilation=(2, 1), padding=(2, 1))),
+    ((2, 3, 6, 5), (2, 3, 4, 3), dict(padding="same")),
+    ((5, 2, 4, 3), (3, 2, 2, 2), dict(stride=2)),
+    ((2, 37, 5, 5), (33, 37, 3, 3), {}),
+    ((3, 40, 7, 6), (5, 40, 2, 3), dict(stride=(1, 2), dilation=(2, 1), padding=(1, 2))),
+], ids=["1x1", "pad", "stride_dilation", "same", "stride2", "channels37", "channels40_strided"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
+def test_channels_last_input_gradient_equals_col2im(x_shape, w_shape, options, chunked):
+    """The CPU input gradient (folded batch-last, or channels-last in the last two cases)
+    equals W^T gy folded by col2im."""
+    x = gf.tensor(distinct(*x_shape), requires_grad=True)
+    w = distinct(*w_shape, seed=1)
+    window = gf.nn.functional.conv2d(x, gf.tensor(w), **options).grad_fn.args["window"]
+    gy = distinct(x_shape[0], w_shape[0], *window.out_size(*x_shape[2:]), seed=2)
+    cols = w.reshape(w_shape[0], -1).T @ gy.transpose(1, 0, 2, 3).reshape(w_shape[0], -1)
+    want = conv.col2im_array(cols, x_shape, window, batch_inner=True)
+    limit = conv.get_conv_workspace_limit()
+    if chunked:
+        conv.set_conv_workspace_limit(1)  # one sample at a time
+    try:
+        got = conv._grad_input_folded(gy, w, x_shape, window)
+    finally:
+        conv.set_conv_workspace_limit(limit)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-12)

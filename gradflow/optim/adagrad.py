@@ -7,7 +7,7 @@ from typing import Any, Iterable
 from ..backend import array_module
 from ..cuda import optim as fused
 from ..tensor import Tensor
-from .optimizer import Optimizer, decayed_grad
+from .optimizer import Optimizer, decayed_grad, in_blocks
 
 
 def adagrad_step(param: Any, grad: Any, state_sum: Any, *, step: int, lr: float,
@@ -62,7 +62,7 @@ class Adagrad(Optimizer):
 
     def _reference_update(self, p: Tensor, grad: Any, state: dict[str, Any],
                           group: dict[str, Any]) -> None:
-        adagrad_step(p.array, grad, *self._state_arrays(state, group), step=state["step"],
-                     lr=group["lr"], lr_decay=group["lr_decay"],
-                     weight_decay=group["weight_decay"], eps=group["eps"],
-                     maximize=group["maximize"])
+        in_blocks(adagrad_step, p.array, grad, *self._state_arrays(state, group),
+                  step=state["step"], lr=group["lr"], lr_decay=group["lr_decay"],
+                  weight_decay=group["weight_decay"], eps=group["eps"],
+                  maximize=group["maximize"])

@@ -7,7 +7,7 @@ from .. import argcheck
 from ..backend import array_module
 from ..cuda import optim as fused
 from ..tensor import Tensor
-from .optimizer import Optimizer, decayed_grad
+from .optimizer import Optimizer, decayed_grad, in_blocks
 
 
 def adam_step(param: Any, grad: Any, exp_avg: Any, exp_avg_sq: Any, max_exp_avg_sq: Any | None,
@@ -82,7 +82,7 @@ class Adam(Optimizer):
     def _reference_update(self, p: Tensor, grad: Any, state: dict[str, Any],
                           group: dict[str, Any]) -> None:
         beta1, beta2 = group["betas"]
-        adam_step(p.array, grad, *self._state_arrays(state, group), step=state["step"],
+        in_blocks(adam_step, p.array, grad, *self._state_arrays(state, group), step=state["step"],
                   lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
                   weight_decay=group["weight_decay"], maximize=group["maximize"],
                   decoupled_weight_decay=group["decoupled_weight_decay"])

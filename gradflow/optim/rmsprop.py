@@ -6,7 +6,7 @@ from typing import Any, Iterable
 from ..backend import array_module
 from ..cuda import optim as fused
 from ..tensor import Tensor
-from .optimizer import Optimizer, decayed_grad
+from .optimizer import Optimizer, decayed_grad, in_blocks
 
 
 def rmsprop_step(param: Any, grad: Any, square_avg: Any, grad_avg: Any | None,
@@ -76,7 +76,7 @@ class RMSprop(Optimizer):
 
     def _reference_update(self, p: Tensor, grad: Any, state: dict[str, Any],
                           group: dict[str, Any]) -> None:
-        rmsprop_step(p.array, grad, *self._state_arrays(state, group), lr=group["lr"],
-                     alpha=group["alpha"], eps=group["eps"],
-                     weight_decay=group["weight_decay"], momentum=group["momentum"],
-                     maximize=group["maximize"])
+        in_blocks(rmsprop_step, p.array, grad, *self._state_arrays(state, group), lr=group["lr"],
+                  alpha=group["alpha"], eps=group["eps"],
+                  weight_decay=group["weight_decay"], momentum=group["momentum"],
+                  maximize=group["maximize"])

@@ -6,7 +6,7 @@ from typing import Any, Iterable
 from ..backend import array_module
 from ..cuda import optim as fused
 from ..tensor import Tensor
-from .optimizer import Optimizer, decayed_grad
+from .optimizer import Optimizer, decayed_grad, in_blocks
 
 
 def sgd_step(param: Any, grad: Any, momentum_buffer: Any | None, *, lr: float, momentum: float,
@@ -69,9 +69,11 @@ class SGD(Optimizer):
 
     def _reference_update(self, p: Tensor, grad: Any, state: dict[str, Any],
                           group: dict[str, Any]) -> None:
-        buf = sgd_step(p.array, grad, *self._state_arrays(state, group), lr=group["lr"],
-                       momentum=group["momentum"], dampening=group["dampening"],
-                       weight_decay=group["weight_decay"], nesterov=group["nesterov"],
-                       maximize=group["maximize"])
-        if buf is not None and "momentum_buffer" not in state:
-            state["momentum_buffer"] = Tensor._wrap(buf)
+        hyper = dict(lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
+                     weight_decay=group["weight_decay"], nesterov=group["nesterov"],
+                     maximize=group["maximize"])
+        buf, = self._state_arrays(state, group)
+        if buf is None and group["momentum"] != 0:  # the first step makes the buffer, whole
+            state["momentum_buffer"] = Tensor._wrap(sgd_step(p.array, grad, None, **hyper))
+            return
+        in_blocks(sgd_step, p.array, grad, buf, **hyper)
