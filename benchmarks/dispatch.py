@@ -27,7 +27,7 @@ import gradflow as gf
 from gradflow import models
 
 from .report import environment
-from .train_step import _at_least, load_torch
+from .train_step import at_least, load_torch
 
 
 def cases(fw: Any) -> dict[str, Callable[[], Any]]:
@@ -112,11 +112,11 @@ def format_report(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.dispatch",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--number", type=_at_least(1), default=2000,
+    parser.add_argument("--number", type=at_least(1), default=2000,
                         help="calls per timed block (default 2000)")
-    parser.add_argument("--repeats", type=_at_least(1), default=5,
+    parser.add_argument("--repeats", type=at_least(1), default=5,
                         help="timed blocks per op, and timed LeNet-5 forwards (default 5)")
-    parser.add_argument("--batch", type=_at_least(1), default=32,
+    parser.add_argument("--batch", type=at_least(1), default=32,
                         help="LeNet-5's batch size (default 32, as in train_step on the CPU)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)

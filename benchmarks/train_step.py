@@ -125,12 +125,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--nets", type=_net_list, default=None,
                         help=f"comma list of {', '.join(NETS)} (default: all on cuda, "
                              f"{', '.join(CPU_NETS)} on cpu)")
-    parser.add_argument("--cpu-batch", type=_at_least(1), default=32,
+    parser.add_argument("--cpu-batch", type=at_least(1), default=32,
                         help="batch size of every net on the CPU (default 32)")
     parser.add_argument("--graphs", action="store_true",
                         help="time gradflow's step through gf.compile_step (CUDA graph replay)")
-    parser.add_argument("--warmup", type=_at_least(0), default=5, help="untimed steps")
-    parser.add_argument("--repeats", type=_at_least(1), default=20,
+    parser.add_argument("--warmup", type=at_least(0), default=5, help="untimed steps")
+    parser.add_argument("--repeats", type=at_least(1), default=20,
                         help="timed steps per side; the median is reported")
     parser.add_argument("--json", type=Path, default=Path(__file__).with_name("last_run.json"),
                         help="where to write the results (default benchmarks/last_run.json)")
@@ -151,7 +151,7 @@ def _net_list(text: str) -> list[str]:
     return names
 
 
-def _at_least(low: int) -> Callable[[str], int]:
+def at_least(low: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         value = int(text)
         if value < low:
