@@ -54,12 +54,11 @@ class Side:
     time_ms: Callable[[Step], float]
     cuda: Any
 
-    def run(self, warmup: int, repeats: int, batch: int) -> dict[str, Any]:
-        """Time `repeats` steps after `warmup` untimed ones."""
+    def block(self, warmup: int, repeats: int) -> list[float]:
+        """The times of `repeats` steps run after `warmup` untimed ones, in ms."""
         for _ in range(warmup):
             self.time_ms(self.step)
-        times = [self.time_ms(self.step) for _ in range(repeats)]
-        return summarize(times, batch)
+        return [self.time_ms(self.step) for _ in range(repeats)]
 
     def peak_mib(self, steps: int = 2) -> float | None:
         """Peak memory over `steps` steps after a reset; None without a peak counter."""
@@ -86,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         notes.append("gradflow peak memory n/a: gradflow.cuda has no max_memory_allocated / "
                      "reset_peak_memory_stats")
-    notes.append("ratio = gradflow median / torch median (above 1: gradflow is slower)")
+    notes.append(f"ratio = median over {args.rounds} round(s) of gradflow's median / torch's "
+                 f"median in that round (above 1: gradflow is slower)")
     rows = []
     for name in args.nets:
         rows.append(bench_net(name, args, torch))
@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             del sides
             _release(args.device, torch)
     run = {"environment": environment(args.device, args.mode, torch),
-           "settings": {"warmup": args.warmup, "repeats": args.repeats, "lr": LR,
+           "settings": {"warmup": args.warmup, "repeats": args.repeats,
+                        "rounds": args.rounds, "lr": LR,
                         "graphs": args.graphs,
                         "momentum": MOMENTUM, "num_classes": NUM_CLASSES},
            "notes": notes, "results": rows}
@@ -131,7 +132,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="time gradflow's step through gf.compile_step (CUDA graph replay)")
     parser.add_argument("--warmup", type=at_least(0), default=5, help="untimed steps")
     parser.add_argument("--repeats", type=at_least(1), default=20,
-                        help="timed steps per side; the median is reported")
+                        help="timed steps per side and round")
+    parser.add_argument("--rounds", type=at_least(1), default=3,
+                        help="rounds of one block per side, gradflow then torch; the ratio is "
+                             "the median of the rounds' median ratios (default 3)")
     parser.add_argument("--json", type=Path, default=Path(__file__).with_name("last_run.json"),
                         help="where to write the results (default benchmarks/last_run.json)")
     args = parser.parse_args(argv)
@@ -216,10 +220,22 @@ def bench_net(name: str, args: argparse.Namespace, torch: Any) -> dict[str, Any]
     print(_check_line(name, row["batch"], row["check"]), flush=True)
     if row["check"]["status"] == "mismatch":
         return row
-    for key, side in sides.items():
-        row[key] = {**side.run(args.warmup, args.repeats, row["batch"]), "peak_mib": None}
-    if torch is not None:
-        row["ratio"] = row["gradflow"]["ms_median"] / row["torch"]["ms_median"]
+    times: dict[str, list[float]] = {key: [] for key in sides}
+    ratios = []
+    for _ in range(args.rounds):
+        medians = {}
+        for key, side in sides.items():
+            block = side.block(args.warmup, args.repeats)
+            times[key] += block
+            medians[key] = float(np.median(block))
+        if torch is not None:
+            ratios.append(medians["gradflow"] / medians["torch"])
+    for key in sides:
+        row[key] = {**summarize(times[key], row["batch"]), "peak_mib": None}
+    if ratios:
+        # NOTE: each round's ratio pairs blocks run minutes apart at most, so a machine whose
+        # speed drifts (a shared VM) moves both sides of a pair alike
+        row["ratio"], row["round_ratios"] = float(np.median(ratios)), ratios
     return row
 
 

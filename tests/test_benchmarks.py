@@ -95,7 +95,7 @@ def test_check_refuses_a_pair_that_differs(bench):
 def test_train_step_command_writes_json_on_cpu(bench, tmp_path):
     out = tmp_path / "run.json"
     code = bench("train_step").main(["--device", "cpu", "--nets", "lenet5", "--cpu-batch", "4",
-                                     "--warmup", "1", "--repeats", "2", "--graphs",
+                                     "--warmup", "1", "--repeats", "2", "--rounds", "2", "--graphs",
                                      "--json", str(out)])
     assert code == 0
     run = json.loads(out.read_text())
@@ -114,7 +114,8 @@ def test_train_step_command_writes_json_on_cpu(bench, tmp_path):
             value = row[side][key]
             assert math.isfinite(value) and value > 0, f"{side} {key} = {value}"
     if row["check"]["status"] == "ok":
-        assert math.isfinite(row["ratio"]) and row["ratio"] > 0
+        assert len(row["round_ratios"]) == 2
+        assert math.isclose(row["ratio"], float(np.median(row["round_ratios"])))
     else:
         assert row["torch"] is None and row["ratio"] is None
 
