@@ -1,10 +1,12 @@
 """A pytest plugin (pyproject's addopts load it) that runs the CPU suite on worker processes
 with pytest-xdist, when that is installed (the test extra brings it).
 
-Workers: the machine's cores, and at least six. A single-process suite uses one core, and on
-a machine whose cores are busy with other work the scheduler gives it a share beside each
-busy process: two cores, two busy loops and one process left it at 1.6 times its idle time
-(235 against 145 s, measured); six workers took 95 s idle and 135 s beside the same loops.
+Workers: the machine's cores, and at least eight. A single-process suite uses one core, and
+on a machine whose cores are busy with other work the scheduler gives it a share beside each
+busy process: on two cores beside two busy loops one process took 1.63 times its idle time
+(235.5 against 144.6 s). Measured on the same machine: six workers 88-101 s idle and
+135-153 s busy (ratios 1.42, 1.55, 1.51), eight workers 108-116 s idle and 143-150 s busy
+(1.23, 1.39): eight keep the suite's share, a little slower on an idle machine.
 Each worker limits BLAS to one thread (conftest.py), so workers never stack thread pools.
 
 Left alone: runs that name files or tests (a worker's start-up costs more than a file takes),
@@ -14,7 +16,7 @@ that choose for themselves (`-n`, `-p no:xdist`), that need one process (`--pdb`
 import importlib.util
 import os
 
-MIN_WORKERS = 6
+MIN_WORKERS = 8
 ONE_PROCESS = ("--pdb", "--trace", "-s", "--capture=no")
 
 
