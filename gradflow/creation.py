@@ -200,8 +200,11 @@ def linspace(start: float, end: float, steps: int, dtype: Any = None, device: An
     if steps < 0:
         raise ValueError(f"linspace: number of steps must be non-negative, got {steps}")
     dev = CPU if device is None else as_device(device)
+    dt = _dtype_or_default(dtype)
     with on_device(dev):
-        arr = module_for(dev).linspace(start, end, steps, dtype=_dtype_or_default(dtype))
+        # NOTE: an integer dtype takes the float points truncated toward zero, as torch does
+        # (NumPy's integer linspace rounds down)
+        arr = module_for(dev).linspace(start, end, steps).astype(dt, copy=False)
     return _finish(arr, requires_grad)
 
 

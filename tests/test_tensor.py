@@ -2,7 +2,7 @@
 input."""
 import numpy as np
 import pytest
-from helpers import require_torch
+from helpers import check_op, check_op_raises, require_torch
 
 import gradflow as gf
 
@@ -237,3 +237,17 @@ def test_augmented_assignment_updates_in_place():
     x *= 3
     x /= 2
     assert alias is x and x.tolist() == [1.5, 1.5]
+
+
+@pytest.mark.parametrize("start,end,steps", [(5, -5, 20), (-3, 7, 9), (-10, -1, 6), (0, 10, 7)])
+def test_integer_linspace_truncates_toward_zero_as_torch(start, end, steps):
+    check_op(lambda lib: lib.linspace(start, end, steps, dtype=lib.int32))
+
+
+@pytest.mark.parametrize("dim", [0, -1, (0,)])
+def test_squeeze_of_a_0d_tensor_takes_dim_0_or_minus_1(dim):
+    check_op(lambda lib, x: x.squeeze(dim), np.array(2.5))
+
+
+def test_squeeze_of_a_0d_tensor_refuses_other_dims():
+    check_op_raises(lambda lib, x: x.squeeze(1), np.array(2.5), op="squeeze")

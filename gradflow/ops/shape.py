@@ -153,8 +153,9 @@ def squeeze(x: Tensor, dim: Any = None) -> Tensor:
         drop = {i for i, s in enumerate(x.shape) if s == 1}
     else:
         dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-        drop = {d for d in (normalize_dim("squeeze", d, x.ndim) for d in dims)
-                if x.shape[d] == 1}
+        # NOTE: a 0-d tensor takes dim 0 or -1, as torch's scalars do, and keeps its shape
+        normalized = [normalize_dim("squeeze", d, max(x.ndim, 1)) for d in dims]
+        drop = {d for d in normalized if x.ndim and x.shape[d] == 1}
     return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in drop))
 
 
