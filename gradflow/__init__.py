@@ -17,12 +17,18 @@ from .threads import get_num_threads, set_num_threads
 from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
                        linspace, normal, ones, ones_like, rand, rand_like, randint,
                        randint_like, randn, randn_like, randperm, tensor, zeros, zeros_like)
-from .ops.elementwise import (abs, add, clamp, cos, div, eq, erf, exp, ge, gt, isfinite, isnan, le,
-                              log, logical_and, logical_not, logical_or, logical_xor, lt,
-                              maximum, minimum, mul, ne, neg, pow, relu, sigmoid, sign, sin,
-                              sqrt, sub, tanh, where)
-from .ops.reduce import (amax, amin, argmax, argmin, logsumexp, max, mean, min, std, sum,
-                         var)
+from .ops.elementwise import (abs, acos, acosh, add, allclose, asin, asinh, atan, atan2, atanh,
+                              ceil, clamp, copysign, cos, cosh, div, eq, equal, erf, erfc, exp,
+                              exp2, expm1, floor, floor_divide, fmod, frac, ge, gt, hypot,
+                              isclose, isfinite, isinf, isnan, isneginf, isposinf, le, lerp, log,
+                              log10, log1p, log2, logaddexp, logaddexp2, logical_and, logical_not,
+                              logical_or, logical_xor, logit, lt, maximum, minimum, mul,
+                              nan_to_num, ne, neg, pow, reciprocal, relu, remainder, round, rsqrt,
+                              sgn, sigmoid, sign, sin, sinh, sqrt, square, sub, tan, tanh, trunc,
+                              where, xlogy)
+from .ops.reduce import (all, amax, amin, aminmax, any, argmax, argmin, count_nonzero, logsumexp,
+                         max, mean, min, nanmean, nansum, prod, std, std_mean, sum, var, var_mean)
+from .ops.scan import cummax, cummin, cumprod, cumsum, logcumsumexp
 from .ops.shape import (contiguous, expand, flatten, permute, reshape, squeeze, t, transpose,
                         unsqueeze)
 from .ops.index import cat, chunk, split, stack

@@ -439,6 +439,7 @@ class Tensor:
     def __floordiv__(self, other): return ops.elementwise.floor_divide(self, other)
     def __rfloordiv__(self, other): return ops.elementwise.floor_divide(other, self)
     def __mod__(self, other): return ops.elementwise.remainder(self, other)
+    def __rmod__(self, other): return ops.elementwise.remainder(other, self)
     def __pow__(self, other): return ops.elementwise.pow(self, other)
     def __rpow__(self, other): return ops.elementwise.pow(other, self)
     def __matmul__(self, other): return ops.matmul.matmul(self, other)
@@ -468,7 +469,8 @@ class Tensor:
     def add(self, other, alpha=1): return self + other * alpha if alpha != 1 else self + other
     def sub(self, other, alpha=1): return self - other * alpha if alpha != 1 else self - other
     def mul(self, other): return self * other
-    def div(self, other): return self / other
+    def div(self, other, rounding_mode=None):
+        return ops.elementwise.div(self, other, rounding_mode=rounding_mode)
     def pow(self, exponent): return self ** exponent
     def matmul(self, other): return ops.matmul.matmul(self, other)
     def neg(self): return -self
@@ -483,6 +485,51 @@ class Tensor:
     def erf(self): return ops.elementwise.erf(self)
     def relu(self): return ops.elementwise.relu(self)
     def sign(self): return ops.elementwise.sign(self)
+    def tan(self): return ops.elementwise.tan(self)
+    def asin(self): return ops.elementwise.asin(self)
+    def acos(self): return ops.elementwise.acos(self)
+    def atan(self): return ops.elementwise.atan(self)
+    def sinh(self): return ops.elementwise.sinh(self)
+    def cosh(self): return ops.elementwise.cosh(self)
+    def asinh(self): return ops.elementwise.asinh(self)
+    def acosh(self): return ops.elementwise.acosh(self)
+    def atanh(self): return ops.elementwise.atanh(self)
+    def log2(self): return ops.elementwise.log2(self)
+    def log10(self): return ops.elementwise.log10(self)
+    def log1p(self): return ops.elementwise.log1p(self)
+    def exp2(self): return ops.elementwise.exp2(self)
+    def expm1(self): return ops.elementwise.expm1(self)
+    def rsqrt(self): return ops.elementwise.rsqrt(self)
+    def reciprocal(self): return ops.elementwise.reciprocal(self)
+    def square(self): return ops.elementwise.square(self)
+    def erfc(self): return ops.elementwise.erfc(self)
+    def frac(self): return ops.elementwise.frac(self)
+    def floor(self): return ops.elementwise.floor(self)
+    def ceil(self): return ops.elementwise.ceil(self)
+    def trunc(self): return ops.elementwise.trunc(self)
+    def sgn(self): return ops.elementwise.sgn(self)
+    def isinf(self): return ops.elementwise.isinf(self)
+    def isposinf(self): return ops.elementwise.isposinf(self)
+    def isneginf(self): return ops.elementwise.isneginf(self)
+    def atan2(self, other): return ops.elementwise.atan2(self, other)
+    def hypot(self, other): return ops.elementwise.hypot(self, other)
+    def logaddexp(self, other): return ops.elementwise.logaddexp(self, other)
+    def logaddexp2(self, other): return ops.elementwise.logaddexp2(self, other)
+    def xlogy(self, other): return ops.elementwise.xlogy(self, other)
+    def copysign(self, other): return ops.elementwise.copysign(self, other)
+    def floor_divide(self, other): return ops.elementwise.floor_divide(self, other)
+    def fmod(self, other): return ops.elementwise.fmod(self, other)
+    def remainder(self, other): return ops.elementwise.remainder(self, other)
+    def equal(self, other): return ops.elementwise.equal(self, other)
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return ops.elementwise.isclose(self, other, rtol, atol, equal_nan)
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return ops.elementwise.allclose(self, other, rtol, atol, equal_nan)
+    def logit(self, eps=None): return ops.elementwise.logit(self, eps)
+    def lerp(self, end, weight): return ops.elementwise.lerp(self, end, weight)
+    def round(self, decimals=0): return ops.elementwise.round(self, decimals=decimals)
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
+        return ops.elementwise.nan_to_num(self, nan, posinf, neginf)
     def clamp(self, min=None, max=None): return ops.elementwise.clamp(self, min, max)
     clip = clamp
     def maximum(self, other): return ops.elementwise.maximum(self, other)
@@ -496,9 +543,22 @@ class Tensor:
     def ge(self, other): return self >= other
     def isnan(self): return ops.elementwise.isnan(self)
     def isfinite(self): return ops.elementwise.isfinite(self)
-    def sum(self, dim=None, keepdim=False, dtype=None):
-        return ops.reduce.sum(self, dim, keepdim, dtype=dtype)
-    def mean(self, dim=None, keepdim=False): return ops.reduce.mean(self, dim, keepdim)
+    # NOTE: reductions and scans pass their arguments through, so torch's axis=/keepdims=
+    # aliases (accepted by the ops) work on the methods too
+    def sum(self, *args, **kwargs): return ops.reduce.sum(self, *args, **kwargs)
+    def mean(self, *args, **kwargs): return ops.reduce.mean(self, *args, **kwargs)
+    def prod(self, *args, **kwargs): return ops.reduce.prod(self, *args, **kwargs)
+    def all(self, *args, **kwargs): return ops.reduce.all(self, *args, **kwargs)
+    def any(self, *args, **kwargs): return ops.reduce.any(self, *args, **kwargs)
+    def aminmax(self, **kwargs): return ops.reduce.aminmax(self, **kwargs)
+    def count_nonzero(self, *args, **kwargs): return ops.reduce.count_nonzero(self, *args, **kwargs)
+    def nansum(self, *args, **kwargs): return ops.reduce.nansum(self, *args, **kwargs)
+    def nanmean(self, *args, **kwargs): return ops.reduce.nanmean(self, *args, **kwargs)
+    def cumsum(self, *args, **kwargs): return ops.scan.cumsum(self, *args, **kwargs)
+    def cumprod(self, *args, **kwargs): return ops.scan.cumprod(self, *args, **kwargs)
+    def cummax(self, *args, **kwargs): return ops.scan.cummax(self, *args, **kwargs)
+    def cummin(self, *args, **kwargs): return ops.scan.cummin(self, *args, **kwargs)
+    def logcumsumexp(self, *args, **kwargs): return ops.scan.logcumsumexp(self, *args, **kwargs)
     def max(self, dim=None, keepdim=False): return ops.reduce.max(self, dim, keepdim)
     def min(self, dim=None, keepdim=False): return ops.reduce.min(self, dim, keepdim)
     def amax(self, dim=None, keepdim=False): return ops.reduce.amax(self, dim, keepdim)

@@ -1,2 +1,2 @@
 """The differentiable operations, one module per family."""
-from . import elementwise, index, matmul, reduce, shape, util  # noqa: F401
+from . import elementwise, index, matmul, reduce, scan, shape, util  # noqa: F401

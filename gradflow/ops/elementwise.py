@@ -3,8 +3,9 @@ clamp, maximum/minimum, casts and device moves.
 
 Each differentiable op saves what its backward needs and writes that backward with tensor
 ops, so gradients of gradients work. Broadcast inputs get their gradient summed back to their
-own shape by `_grad_for`. The one-input math functions (exp, log, ...) are rows of one table,
-each a formula and its derivative (`_unary`), as are the ops without a gradient (`_nondiff`).
+own shape by `_grad_for`. The one-input math functions (exp, log, floor, ...) are rows of one
+table, each a formula and its derivative (`_unary`), as are the two-operand ones (atan2, fmod,
+..., `_binary`) and the ops without a gradient (`_nondiff`).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 from .. import dtypes
 from ..autograd.function import Op
 from ..backend import move_array
+from ..creation import zeros_like
 from ..tensor import Tensor
 from .adjoint import LinearOp, adjoints
 from .shape import sum_to
@@ -143,7 +145,11 @@ class Div(Op):
 
 
 def _log(v):
-    return math.log(v) if not isinstance(v, Tensor) else log(v)
+    """log of a tensor or a number; a number's log is -inf at 0 and NaN below (as torch's
+    log), so `0 ** x` and `(-2) ** x` get torch's gradients rather than a math domain error."""
+    if isinstance(v, Tensor):
+        return log(v)
+    return math.log(v) if v > 0 else -math.inf if v == 0 else math.nan
 
 
 class Pow(Op):
@@ -199,15 +205,16 @@ class Unary(Op):
     """A one-input math function, one row of the table below: `function(xp, array)` is its
     value and `derivative(g, saved)` its backward, from the input x or, for the rows marked
     `of_output`, from the output y (saved instead of x). Integer inputs become the default
-    float, except where `keeps_dtype` (abs, relu)."""
+    float, except where `keeps_dtype` (abs, relu). Keyword parameters (round's decimals) go
+    to `function`."""
 
     keeps_dtype = False
 
     @classmethod
-    def forward(cls, ctx, x):
+    def forward(cls, ctx, x, **params):
         if not cls.saves_outputs and ctx.needs_input_grad[0]:
             ctx.save_for_backward(x)
-        return cls.function(x._xp, x.array if cls.keeps_dtype else _float_array(x))
+        return cls.function(x._xp, x.array if cls.keeps_dtype else _float_array(x), **params)
 
     @classmethod
     def backward(cls, ctx, g):
@@ -231,16 +238,41 @@ def _sigmoid_array(xp, a):
     return xp.exp(-xp.logaddexp(a.dtype.type(0), -a))
 
 
-def _erf_array(xp, x):
-    """erf to a relative error below 1.2e-7 (the Chebyshev fit for erfc in Numerical
-    Recipes), in plain array arithmetic so NumPy and CuPy share it."""
+def _erfc_of_abs(xp, x):
+    """erfc(|x|) to a relative error below 1.2e-7 (the Chebyshev fit in Numerical Recipes),
+    in plain array arithmetic so NumPy and CuPy share it."""
     z = xp.abs(x)
     t = 1 / (1 + 0.5 * z)
     poly = (-1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
         -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
             -0.82215223 + t * 0.17087277)))))))))
-    erfc = t * xp.exp(-z * z + poly)
+    return t * xp.exp(-z * z + poly)
+
+
+def _erf_array(xp, x):
+    erfc = _erfc_of_abs(xp, x)
     return xp.where(x >= 0, 1 - erfc, erfc - 1).astype(x.dtype, copy=False)
+
+
+def _erfc_array(xp, x):
+    erfc = _erfc_of_abs(xp, x)
+    return xp.where(x >= 0, erfc, 2 - erfc).astype(x.dtype, copy=False)
+
+
+def _integral(function: Callable) -> Callable:
+    """A rounding function (floor, ...) that returns integer arrays as they are, as torch."""
+    return lambda xp, a: function(xp, a) if a.dtype.kind == "f" else a.copy()
+
+
+def _sign_array(xp, a):
+    # NOTE: torch's sign of NaN is 0 (NumPy's is NaN)
+    return xp.where(xp.isnan(a), 0, xp.sign(a)) if a.dtype.kind == "f" else xp.sign(a)
+
+
+def _no_grad(g, *operands):
+    """The zero gradient of a step function (floor, sign, ...): torch's outputs of these
+    require grad when the input does, and pass back zeros."""
+    return zeros_like(g)
 
 
 # name, f(x) on the array, g * f'(x) from x (or from y = f(x) where of_output)
@@ -256,6 +288,171 @@ sigmoid = _unary("sigmoid", _sigmoid_array, lambda g, y: g * y * (1 - y), of_out
 relu = _unary("relu", lambda xp, a: xp.maximum(a, a.dtype.type(0)), lambda g, y: g * (y > 0),
               of_output=True, keeps_dtype=True)
 erf = _unary("erf", _erf_array, lambda g, x: g * (2 / math.sqrt(math.pi)) * exp(-x * x))
+erfc = _unary("erfc", _erfc_array, lambda g, x: g * (-2 / math.sqrt(math.pi)) * exp(-x * x))
+tan = _unary("tan", lambda xp, a: xp.tan(a), lambda g, y: g * (1 + y * y), of_output=True)
+asin = _unary("asin", lambda xp, a: xp.arcsin(a), lambda g, x: g / sqrt(1 - x * x))
+acos = _unary("acos", lambda xp, a: xp.arccos(a), lambda g, x: -g / sqrt(1 - x * x))
+atan = _unary("atan", lambda xp, a: xp.arctan(a), lambda g, x: g / (1 + x * x))
+sinh = _unary("sinh", lambda xp, a: xp.sinh(a), lambda g, x: g * cosh(x))
+cosh: Callable[..., Tensor] = _unary("cosh", lambda xp, a: xp.cosh(a),
+                                     lambda g, x: g * sinh(x))
+asinh = _unary("asinh", lambda xp, a: xp.arcsinh(a), lambda g, x: g / sqrt(x * x + 1))
+acosh = _unary("acosh", lambda xp, a: xp.arccosh(a), lambda g, x: g / sqrt((x - 1) * (x + 1)))
+atanh = _unary("atanh", lambda xp, a: xp.arctanh(a), lambda g, x: g / (1 - x * x))
+log2 = _unary("log2", lambda xp, a: xp.log2(a), lambda g, x: g / (x * math.log(2)))
+log10 = _unary("log10", lambda xp, a: xp.log10(a), lambda g, x: g / (x * math.log(10)))
+log1p = _unary("log1p", lambda xp, a: xp.log1p(a), lambda g, x: g / (1 + x))
+exp2 = _unary("exp2", lambda xp, a: xp.exp2(a), lambda g, y: g * y * math.log(2),
+              of_output=True)
+expm1 = _unary("expm1", lambda xp, a: xp.expm1(a), lambda g, y: g * (y + 1), of_output=True)
+rsqrt = _unary("rsqrt", lambda xp, a: 1 / xp.sqrt(a), lambda g, y: -0.5 * g * y * y * y,
+               of_output=True)
+reciprocal = _unary("reciprocal", lambda xp, a: 1 / a, lambda g, y: -g * y * y, of_output=True)
+square = _unary("square", lambda xp, a: a * a, lambda g, x: 2 * g * x, keeps_dtype=True)
+_logit = _unary("logit", lambda xp, a: xp.log(a / (1 - a)),
+                lambda g, x: where((x < 0) | (x > 1), math.nan, g / (x * (1 - x))))
+frac = _unary("frac", lambda xp, a: a - xp.trunc(a), lambda g, x: g)
+_nan_to_num = _unary("nan_to_num", lambda xp, a, **bounds: xp.nan_to_num(a, **bounds),
+                     lambda g, x: g * isfinite(x), keeps_dtype=True)
+# the step functions: zero gradients (`of_output` only so that no input is kept for them)
+floor = _unary("floor", _integral(lambda xp, a: xp.floor(a)), _no_grad, of_output=True,
+               keeps_dtype=True)
+ceil = _unary("ceil", _integral(lambda xp, a: xp.ceil(a)), _no_grad, of_output=True,
+              keeps_dtype=True)
+trunc = _unary("trunc", _integral(lambda xp, a: xp.trunc(a)), _no_grad, of_output=True,
+               keeps_dtype=True)
+round = _unary("round", lambda xp, a, decimals=0: xp.round(a, decimals), _no_grad,
+               of_output=True, keeps_dtype=True)
+sign: Callable[..., Tensor] = _unary("sign", _sign_array, _no_grad, of_output=True,
+                                     keeps_dtype=True)
+sgn = _unary("sgn", _sign_array, _no_grad, of_output=True, keeps_dtype=True)
+
+
+def logit(input: Tensor, eps: float | None = None) -> Tensor:
+    """log(p / (1 - p)) (torch.logit); with `eps`, p is first clamped to [eps, 1 - eps], and
+    the gradient is zero outside that range."""
+    return _logit(input if eps is None else clamp(input, eps, 1 - eps))
+
+
+def nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None,
+               neginf: float | None = None) -> Tensor:
+    """NaN and infinities replaced by numbers (torch.nan_to_num; the infinities default to the
+    dtype's largest and lowest finite values); the gradient passes where the input is finite."""
+    return _nan_to_num(input, nan=nan, posinf=posinf, neginf=neginf)
+
+
+class Binary(Op):
+    """A two-operand function, one row of the table below: `function(xp, a, b)` on arrays
+    (or numbers) of the result dtype, and `grad_a(g, a, b)`, `grad_b(g, a, b)` its backward
+    terms before un-broadcasting. Integer results become the default float, except where
+    `keeps_dtype` (the divisions), where an integer divisor of zero raises, as in PyTorch on
+    the CPU (NumPy would give 0 with a warning)."""
+
+    keeps_dtype = False
+
+    @classmethod
+    def forward(cls, ctx, a, b):
+        for v in (a, b):
+            check_operand(cls.op_name, v)
+        dt = result_dtype(a, b)
+        if dt.kind != "f" and not cls.keeps_dtype:
+            dt = dtypes.get_default_dtype()
+        xa, xb = operand_arrays(cls.op_name, a, b, dtype=dt)
+        if dt.kind in "iu" and ((xb == 0).any() if hasattr(xb, "any") else xb == 0):
+            raise RuntimeError(f"{cls.op_name}: ZeroDivisionError (an integer divisor, of "
+                               f"dtype {dt}, is zero)")
+        _save_operands(ctx, a, b)
+        xp = a._xp if isinstance(a, Tensor) else b._xp
+        return xp.asarray(cls.function(xp, xa, xb)).astype(dt, copy=False)
+
+    @classmethod
+    def backward(cls, ctx, g):
+        a, b = _operands(ctx)
+        ga = _grad_for(cls.grad_a(g, a, b), ctx.metas[0]) if ctx.needs_input_grad[0] else None
+        gb = _grad_for(cls.grad_b(g, a, b), ctx.metas[1]) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+def _binary(name: str, function: Callable, grad_a: Callable, grad_b: Callable,
+            keeps_dtype: bool = False) -> Callable[..., Tensor]:
+    """One row: a `Binary` op class named like the function, returned as the function users
+    call."""
+    op = typing.cast("type[Binary]", type(name.capitalize(), (Binary,), {  # a subclass
+        "op_name": name, "function": staticmethod(function), "grad_a": staticmethod(grad_a),
+        "grad_b": staticmethod(grad_b), "keeps_dtype": keeps_dtype}))
+    return op.apply
+
+
+def _xlogy_array(xp, a, b):
+    # NOTE: 0 * log(y) is 0 for every y but NaN (b == b), as in torch, where 0 * log(0) alone
+    # would give NaN.
+    return xp.where((a == 0) & (b == b), 0, a * xp.log(b))
+
+
+def _trunc_divide_array(xp, a, b):
+    if getattr(a, "dtype", getattr(b, "dtype", None)).kind == "f":
+        return xp.trunc(a / b)
+    return (a - xp.fmod(a, b)) // b  # exact for integers, where a - fmod(a, b) is a multiple
+
+
+def _atan2_scale(a, b):
+    """1 / (a^2 + b^2), the factor of both atan2 gradients; 0 at the origin, as in torch."""
+    d = a * a + b * b
+    return where(d == 0, 0.0, 1 / d)
+
+
+# name, f(a, b) on the arrays, g * df/da, g * df/db
+atan2 = _binary("atan2", lambda xp, a, b: xp.arctan2(a, b),
+                lambda g, a, b: g * b * _atan2_scale(a, b),
+                lambda g, a, b: -g * a * _atan2_scale(a, b))
+hypot: Callable[..., Tensor] = _binary("hypot", lambda xp, a, b: xp.hypot(a, b),
+                                       lambda g, a, b: g * a / hypot(a, b),
+                                       lambda g, a, b: g * b / hypot(a, b))
+logaddexp = _binary("logaddexp", lambda xp, a, b: xp.logaddexp(a, b),
+                    lambda g, a, b: g * sigmoid(a - b), lambda g, a, b: g * sigmoid(b - a))
+logaddexp2 = _binary("logaddexp2", lambda xp, a, b: xp.logaddexp2(a, b),
+                     lambda g, a, b: g * sigmoid((a - b) * math.log(2)),
+                     lambda g, a, b: g * sigmoid((b - a) * math.log(2)))
+xlogy: Callable[..., Tensor] = _binary(
+    "xlogy", _xlogy_array, lambda g, a, b: where((a == 0) & (b <= 0), 0.0, xlogy(g, b)),
+    lambda g, a, b: g * a / b)
+# NOTE: copysign passes the gradient with the sign flip it made (none at a zero input, as in
+# torch) and none to the sign's source.
+copysign: Callable[..., Tensor] = _binary(
+    "copysign", lambda xp, a, b: xp.copysign(a, b),
+    lambda g, a, b: where(a == 0, 0.0, g * copysign(a, b) / a), _no_grad)
+fmod = _binary("fmod", lambda xp, a, b: xp.fmod(a, b), lambda g, a, b: g,
+               lambda g, a, b: -g * _trunc_divide(a, b), keeps_dtype=True)
+remainder = _binary("remainder", lambda xp, a, b: xp.remainder(a, b), lambda g, a, b: g,
+                    lambda g, a, b: -g * floor_divide(a, b), keeps_dtype=True)
+# the rounding divisions: zero gradients, as torch.div with a rounding_mode (torch's own
+# floor_divide has no gradient at all: its backward raises)
+_trunc_divide: Callable[..., Tensor] = _binary("div", _trunc_divide_array, _no_grad, _no_grad,
+                                               keeps_dtype=True)
+floor_divide: Callable[..., Tensor] = _binary(
+    "floor_divide", lambda xp, a, b: xp.floor_divide(a, b), _no_grad, _no_grad,
+    keeps_dtype=True)
+
+
+def div(a: Any, b: Any, rounding_mode: str | None = None) -> Tensor:
+    """a / b (torch.div): true division, or with rounding_mode 'trunc' (towards zero) or
+    'floor' (towards -inf) a rounded quotient that keeps integer dtypes."""
+    if rounding_mode is None:
+        return Div.apply(a, b)
+    if rounding_mode == "trunc":
+        return _trunc_divide(a, b)
+    if rounding_mode == "floor":
+        return floor_divide(a, b)
+    raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+                       f"found {rounding_mode!r}")
+
+
+def lerp(input: Tensor, end: Tensor, weight: Any) -> Tensor:
+    """input + weight * (end - input) (torch.lerp); weight is a number or a tensor."""
+    if isinstance(end, Tensor) and end.dtype != input.dtype:
+        raise RuntimeError(f"lerp: expected dtype {input.dtype} for `end` but got dtype "
+                           f"{end.dtype}")
+    return input + weight * (end - input)
 
 
 class Clamp(Op):
@@ -403,11 +600,9 @@ lt = _nondiff("lt", "less")
 le = _nondiff("le", "less_equal")
 gt = _nondiff("gt", "greater")
 ge = _nondiff("ge", "greater_equal")
-sign: Callable[..., Tensor] = _nondiff("sign", "sign")
 isnan = _nondiff("isnan", "isnan")
-isfinite = _nondiff("isfinite", "isfinite")
-floor_divide = _nondiff("floor_divide", "floor_divide")
-remainder = _nondiff("remainder", "remainder")
+isfinite: Callable[..., Tensor] = _nondiff("isfinite", "isfinite")
+isinf = _nondiff("isinf", "isinf")
 _logical_and = _nondiff("logical_and", "logical_and")
 _logical_or = _nondiff("logical_or", "logical_or")
 _logical_xor = _nondiff("logical_xor", "logical_xor")
@@ -441,9 +636,56 @@ def logical_not(x):
     return _logical_not(x)
 
 
+def isposinf(x: Tensor) -> Tensor:
+    return isinf(x) & (x > 0)
+
+
+def isneginf(x: Tensor) -> Tensor:
+    return isinf(x) & (x < 0)
+
+
+class IsClose(NonDifferentiable):
+    """|a - b| <= atol + rtol * |b| elementwise (torch.isclose): infinities are close only to
+    themselves, and NaN to NaN only with `equal_nan`."""
+
+    op_name = "isclose"
+
+    @staticmethod
+    def forward(ctx, a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+        for v in (a, b):
+            if not isinstance(v, Tensor):
+                raise TypeError(f"isclose: expected tensors, got {type(v).__name__}")
+        if a.dtype != b.dtype:
+            raise RuntimeError(f"isclose: expected both inputs to have the same dtype, got "
+                               f"{a.dtype} and {b.dtype}")
+        xp, xa, xb = a._xp, a.array, b.array
+        close = xa == xb
+        if equal_nan:
+            close = close | (xp.isnan(xa) & xp.isnan(xb))
+        if a.dtype.kind != "f":
+            return close
+        gap = xp.abs(xa - xb)
+        return close | (xp.isfinite(gap) & (gap <= atol + xp.abs(rtol * xb)))
+
+
+isclose = IsClose.apply
+
+
+def allclose(a: Tensor, b: Tensor, rtol: float = 1e-05, atol: float = 1e-08,
+             equal_nan: bool = False) -> bool:
+    """Whether isclose holds everywhere (torch.allclose): a Python bool."""
+    return bool(isclose(a, b, rtol, atol, equal_nan).array.all())
+
+
+def equal(a: Tensor, b: Tensor) -> bool:
+    """Same shape and the same values (torch.equal): a Python bool."""
+    return a.shape == b.shape and bool(eq(a, b).array.all())
+
+
 # -- public functions -------------------------------------------------------------------------
-add, sub, mul, div, pow, neg = Add.apply, Sub.apply, Mul.apply, Div.apply, Pow.apply, Neg.apply
-maximum, minimum, where = Maximum.apply, Minimum.apply, Where.apply
+add, sub, mul, pow, neg = Add.apply, Sub.apply, Mul.apply, Pow.apply, Neg.apply
+maximum, minimum = Maximum.apply, Minimum.apply
+where: Callable[..., Tensor] = Where.apply  # annotated: the table rows above call it
 cast, to_device, clone = Cast.apply, ToDevice.apply, Clone.apply
 
 

@@ -1,5 +1,6 @@
-"""Reductions: sum, mean, max/min (with indices along a dim), amax/amin, argmax/argmin, and
-var, std, logsumexp composed from them.
+"""Reductions: sum, prod, mean, max/min (with indices along a dim), amax/amin, argmax/argmin,
+all/any, and aminmax, count_nonzero, nansum, nanmean, var, std, var_mean, std_mean, logsumexp
+composed from them. Every public function takes NumPy's `axis=`/`keepdims=`, as torch's do.
 
 The extremes are three ops, each serving both directions by its `largest` flag:
 `ExtremeOverAxes` (amax/amin), `ExtremeAlongDim` (max/min along a dim, with indices) and
@@ -14,11 +15,12 @@ from typing import Any, Callable
 from .. import dtypes
 from ..autograd.function import Op
 from ..tensor import Tensor
-from .elementwise import exp, log, maximum, minimum, sqrt, where
+from .elementwise import cast, exp, isnan, log, logical_not, maximum, minimum, ne, sqrt, where
 from .shape import expand, reshape, unsqueeze
-from .util import normalize_dim, normalize_dims
+from .util import normalize_dim, normalize_dims, numpy_names
 
 values_indices = namedtuple("values_indices", ["values", "indices"])
+min_max = namedtuple("min_max", ["min", "max"])
 
 
 def _keep_shape(shape: tuple, axes: tuple) -> tuple:
@@ -33,7 +35,7 @@ def _spread(g: Tensor, in_shape: tuple, axes: tuple, keepdim: bool) -> Tensor:
 
 
 def _check_nonempty(op: str, x: Tensor, axes: tuple) -> None:
-    if any(x.shape[a] == 0 for a in axes) or (not axes and x.numel() == 0):
+    if builtins.any(x.shape[a] == 0 for a in axes) or (not axes and x.numel() == 0):
         raise RuntimeError(f"{op}: cannot reduce over an empty dimension (input shape "
                            f"{tuple(x.shape)}, dims {axes}); the operation has no identity")
 
@@ -51,6 +53,52 @@ class Sum(Op):
     @staticmethod
     def backward(ctx, g):
         return _spread(g, ctx.in_shape, ctx.axes, ctx.keepdim)
+
+
+class Prod(Op):
+    """The product over axes; integer and bool inputs give int64, as in PyTorch."""
+
+    op_name, saves_outputs = "prod", True
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        ctx.save_for_backward(x)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        dtype = dtypes.int64 if x.array.dtype.kind in "biu" else None
+        return x.array.prod(axis=axes, keepdims=keepdim, dtype=dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        # NOTE: d prod / d x_i is prod / x_i only where x_i != 0. At a zero it is the product of
+        # the others: nonzero only when that zero is the slice's one zero. Dividing by `safe`
+        # (zeros replaced by 1) keeps NaNs out of both branches of the `where`.
+        x, = ctx.saved_tensors
+        zero = x == 0
+        safe = where(zero, 1.0, x)
+        lone = Sum.apply(zero, axes=ctx.axes, keepdim=True, dtype=None) == 1
+        others = where(lone, Prod.apply(safe, axes=ctx.axes, keepdim=True), 0.0)
+        g = _spread(g, x.shape, ctx.axes, ctx.keepdim)
+        out = _spread(ctx.outputs[0], x.shape, ctx.axes, ctx.keepdim)
+        return where(zero, g * expand(others, x.shape), g * out / safe)
+
+
+class Truth(Op):
+    """all/any over axes: bool results, no gradient."""
+
+    differentiable = False
+    function: str
+
+    @classmethod
+    def forward(cls, ctx, x, axes, keepdim):
+        return getattr(x.array, cls.function)(axis=axes, keepdims=keepdim)
+
+
+class AllOf(Truth):
+    op_name = function = "all"
+
+
+class AnyOf(Truth):
+    op_name = function = "any"
 
 
 class Mean(Op):
@@ -174,14 +222,66 @@ class Argmin(ExtremeIndex):
     op_name, largest = "argmin", False
 
 
+def with_dtype(x: Tensor, dtype: Any) -> Tensor:
+    """`x` cast to a reduction's `dtype=` before it reduces, as PyTorch does; the cast's
+    backward brings the gradient back in the input's dtype."""
+    if dtype is None or dtypes.as_dtype(dtype) == x.dtype:
+        return x
+    return cast(x, dtype=dtypes.as_dtype(dtype))
+
+
+@numpy_names
 def sum(x: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
     axes = normalize_dims("sum", dim, x.ndim)
-    dt = None if dtype is None else dtypes.as_dtype(dtype)
-    return Sum.apply(x, axes=axes, keepdim=keepdim, dtype=dt)
+    return Sum.apply(with_dtype(x, dtype), axes=axes, keepdim=keepdim, dtype=None)
 
 
-def mean(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
-    return Mean.apply(x, axes=normalize_dims("mean", dim, x.ndim), keepdim=keepdim)
+@numpy_names
+def prod(x: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+    """torch.prod: over every element, or along one dim (an int, as in PyTorch)."""
+    axes = normalize_dims("prod", None if dim is None else normalize_dim("prod", dim, x.ndim),
+                          x.ndim)
+    return Prod.apply(with_dtype(x, dtype), axes=axes, keepdim=keepdim)
+
+
+@numpy_names
+def mean(x: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+    axes = normalize_dims("mean", dim, x.ndim)
+    return Mean.apply(with_dtype(x, dtype), axes=axes, keepdim=keepdim)
+
+
+@numpy_names
+def all(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    return AllOf.apply(x, axes=normalize_dims("all", dim, x.ndim), keepdim=keepdim)
+
+
+@numpy_names
+def any(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    return AnyOf.apply(x, axes=normalize_dims("any", dim, x.ndim), keepdim=keepdim)
+
+
+@numpy_names
+def count_nonzero(x: Tensor, dim: Any = None) -> Tensor:
+    """The number of nonzero elements (int64), over every element or along `dim`."""
+    return Sum.apply(ne(x, 0), axes=normalize_dims("count_nonzero", dim, x.ndim),
+                     keepdim=False, dtype=None)
+
+
+@numpy_names
+def nansum(x: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+    """sum with NaNs counted as zero; they get no gradient (torch.nansum)."""
+    axes = normalize_dims("nansum", dim, x.ndim)
+    return sum(where(isnan(x), 0, x), axes, keepdim, dtype=dtype)
+
+
+@numpy_names
+def nanmean(x: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+    """mean of the non-NaN elements (torch.nanmean); NaN where there are none."""
+    x = with_dtype(x, dtype)
+    if x.dtype.kind != "f":
+        raise RuntimeError(f"nanmean: expected a floating point input, got {x.dtype}")
+    count = sum(logical_not(isnan(x)), dim, keepdim)
+    return nansum(x, dim, keepdim) / count
 
 
 def _max_or_min(x: Tensor, dim: Any, keepdim: bool, of_two: Callable, over_axes: type[Op],
@@ -199,20 +299,24 @@ def _max_or_min(x: Tensor, dim: Any, keepdim: bool, of_two: Callable, over_axes:
     return values_indices(values, indices)
 
 
+@numpy_names
 def max(x: Tensor, dim: Any = None, keepdim: bool = False):
     """Largest value; with `dim`, (values, indices) along it; with a tensor, `maximum`."""
     return _max_or_min(x, dim, keepdim, maximum, Amax, MaxDim)
 
 
+@numpy_names
 def min(x: Tensor, dim: Any = None, keepdim: bool = False):
     """Smallest value; with `dim`, (values, indices) along it; with a tensor, `minimum`."""
     return _max_or_min(x, dim, keepdim, minimum, Amin, MinDim)
 
 
+@numpy_names
 def amax(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     return Amax.apply(x, axes=normalize_dims("amax", dim, x.ndim), keepdim=keepdim)
 
 
+@numpy_names
 def amin(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     return Amin.apply(x, axes=normalize_dims("amin", dim, x.ndim), keepdim=keepdim)
 
@@ -223,12 +327,20 @@ def _extreme_index(op: type[Op], x: Tensor, dim: Any, keepdim: bool) -> Tensor:
     return op.apply(x, dim=None if x.ndim == 0 else d, keepdim=keepdim)
 
 
+@numpy_names
 def argmax(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     return _extreme_index(Argmax, x, dim, keepdim)
 
 
+@numpy_names
 def argmin(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     return _extreme_index(Argmin, x, dim, keepdim)
+
+
+def aminmax(x: Tensor, *, dim: Any = None, keepdim: bool = False) -> tuple:
+    """(min, max) together (torch.aminmax), over every element or along one dim (an int)."""
+    axes = None if dim is None else normalize_dim("aminmax", dim, x.ndim)
+    return min_max(amin(x, axes, keepdim), amax(x, axes, keepdim))
 
 
 def _correction(op: str, unbiased: Any, correction: Any) -> float:
@@ -239,6 +351,7 @@ def _correction(op: str, unbiased: Any, correction: Any) -> float:
     return 1 if unbiased is None or unbiased else 0
 
 
+@numpy_names
 def var(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
         correction: Any = None) -> Tensor:
     """Variance with Bessel's correction by default (torch.var)."""
@@ -251,11 +364,29 @@ def var(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False,
     return sum(centred * centred, axes, keepdim) / builtins.max(n - c, 0)
 
 
+@numpy_names
 def std(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
         correction: Any = None) -> Tensor:
     return sqrt(var(x, dim, unbiased, keepdim, correction=correction))
 
 
+@numpy_names
+def var_mean(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
+             correction: Any = None) -> tuple:
+    """(var, mean) in one call (torch.var_mean)."""
+    axes = normalize_dims("var_mean", dim, x.ndim)
+    return var(x, axes, unbiased, keepdim, correction=correction), mean(x, axes, keepdim)
+
+
+@numpy_names
+def std_mean(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
+             correction: Any = None) -> tuple:
+    """(std, mean) in one call (torch.std_mean)."""
+    axes = normalize_dims("std_mean", dim, x.ndim)
+    return std(x, axes, unbiased, keepdim, correction=correction), mean(x, axes, keepdim)
+
+
+@numpy_names
 def logsumexp(x: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
     """log(sum(exp(x))) computed after subtracting the max, so it never overflows."""
     axes = normalize_dims("logsumexp", dim, x.ndim)

@@ -1,7 +1,8 @@
 """Argument checks shared by the ops: dimension normalisation and operand preparation."""
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -10,6 +11,7 @@ from ..tensor import Tensor
 
 Number = (int, float, bool, np.number, np.bool_)
 _OPERAND = (Tensor,) + Number
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def normalize_dim(op: str, dim: Any, ndim: int) -> int:
@@ -33,6 +35,20 @@ def normalize_dims(op: str, dim: Any, ndim: int) -> tuple:
         raise RuntimeError(f"{op}: dim {dims} names a dimension more than once")
     # NOTE: a 0-d tensor accepts dim 0 or -1 (as in PyTorch) but has no axis to reduce.
     return tuple(sorted(axes)) if ndim else ()
+
+
+def numpy_names(fn: F) -> F:
+    """Accept NumPy's `axis=` and `keepdims=` for `dim=` and `keepdim=`, as PyTorch's reductions
+    and scans do."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for alias, name in (("axis", "dim"), ("keepdims", "keepdim")):
+            if alias in kwargs:
+                if name in kwargs:
+                    raise TypeError(f"{fn.__name__}: got both {name}= and its alias {alias}=")
+                kwargs[name] = kwargs.pop(alias)
+        return fn(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]
 
 
 def check_operand(op: str, value: Any) -> None:
