@@ -18,14 +18,15 @@ from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, fu
                        linspace, normal, ones, ones_like, rand, rand_like, randint,
                        randint_like, randn, randn_like, randperm, tensor, zeros, zeros_like)
 from .ops.elementwise import (abs, acos, acosh, add, allclose, asin, asinh, atan, atan2, atanh,
-                              ceil, clamp, copysign, cos, cosh, div, eq, equal, erf, erfc, exp,
-                              exp2, expm1, floor, floor_divide, fmod, frac, ge, gt, hypot,
-                              isclose, isfinite, isinf, isnan, isneginf, isposinf, le, lerp, log,
-                              log10, log1p, log2, logaddexp, logaddexp2, logical_and, logical_not,
-                              logical_or, logical_xor, logit, lt, maximum, minimum, mul,
-                              nan_to_num, ne, neg, pow, reciprocal, relu, remainder, round, rsqrt,
-                              sgn, sigmoid, sign, sin, sinh, sqrt, square, sub, tan, tanh, trunc,
-                              where, xlogy)
+                              bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or,
+                              bitwise_right_shift, bitwise_xor, ceil, clamp, copysign, cos, cosh,
+                              div, eq, equal, erf, erfc, exp, exp2, expm1, floor, floor_divide,
+                              fmod, frac, ge, gt, hypot, isclose, isfinite, isinf, isnan, isneginf,
+                              isposinf, le, lerp, log, log10, log1p, log2, logaddexp, logaddexp2,
+                              logical_and, logical_not, logical_or, logical_xor, logit, lt, maximum,
+                              minimum, mul, nan_to_num, ne, neg, pow, reciprocal, relu, remainder,
+                              round, rsqrt, sgn, sigmoid, sign, sin, sinh, sqrt, square, sub, tan,
+                              tanh, trunc, where, xlogy)
 from .ops.reduce import (all, amax, amin, aminmax, any, argmax, argmin, count_nonzero, logsumexp,
                          max, mean, min, nanmean, nansum, prod, std, std_mean, sum, var, var_mean)
 from .ops.scan import cummax, cummin, cumprod, cumsum, logcumsumexp

@@ -453,10 +453,21 @@ class Tensor:
     def __le__(self, other): return ops.elementwise.le(self, other)
     def __gt__(self, other): return ops.elementwise.gt(self, other)
     def __ge__(self, other): return ops.elementwise.ge(self, other)
-    def __and__(self, other): return ops.elementwise.logical_and(self, other)
-    def __or__(self, other): return ops.elementwise.logical_or(self, other)
-    def __xor__(self, other): return ops.elementwise.logical_xor(self, other)
-    def __invert__(self): return ops.elementwise.logical_not(self)
+    def __and__(self, other): return ops.elementwise.bitwise_and(self, other)
+    def __rand__(self, other): return ops.elementwise.bitwise_and(other, self)
+    def __or__(self, other): return ops.elementwise.bitwise_or(self, other)
+    def __ror__(self, other): return ops.elementwise.bitwise_or(other, self)
+    def __xor__(self, other): return ops.elementwise.bitwise_xor(self, other)
+    def __rxor__(self, other): return ops.elementwise.bitwise_xor(other, self)
+    def __invert__(self):
+        if self.dtype.kind not in "biu":  # NOTE: torch's `~` refuses floats with a TypeError
+            raise TypeError(f"bitwise_not: ~ is only implemented on integer and bool tensors, "
+                            f"got {self.dtype}")
+        return ops.elementwise.bitwise_not(self)
+    def __lshift__(self, other): return ops.elementwise.bitwise_left_shift(self, other)
+    def __rlshift__(self, other): return ops.elementwise.bitwise_left_shift(other, self)
+    def __rshift__(self, other): return ops.elementwise.bitwise_right_shift(self, other)
+    def __rrshift__(self, other): return ops.elementwise.bitwise_right_shift(other, self)
     def __getitem__(self, index): return ops.index.getitem(self, index)
     # NOTE: augmented assignment updates in place, as in PyTorch, so `p -= lr * p.grad` under
     # no_grad changes the parameter itself rather than rebinding a loop variable.

@@ -199,3 +199,30 @@ def test_python_bool_predicates_match_torch(fn, expect):
         "int_trunc_zero", "isclose_dtypes", "lerp_dtypes"])
 def test_bad_call_raises_like_torch(op, fn, args):
     check_op_raises(fn, *args, op=op)
+
+
+BITWISE = np.array([5, 3, -8, 0, 127], np.int64)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, a, b: a & b, lambda lib, a, b: a | b, lambda lib, a, b: a ^ b,
+    lambda lib, a, b: ~a, lambda lib, a, b: a & 6, lambda lib, a, b: 6 | a,
+    lambda lib, a, b: 3 ^ a, lambda lib, a, b: a << 2, lambda lib, a, b: 1 << (b % 8).abs(),
+    lambda lib, a, b: a >> 1, lambda lib, a, b: lib.bitwise_and(a, b),
+    lambda lib, a, b: lib.bitwise_not(b), lambda lib, a, b: lib.bitwise_left_shift(a, 1),
+    lambda lib, a, b: lib.logical_and(a, b), lambda lib, a, b: lib.logical_not(a),
+    lambda lib, a, b: (a > 0) & (b > 0), lambda lib, a, b: ~(a > 0),
+], ids=["and", "or", "xor", "invert", "and_int", "rand_int", "rxor_int", "lshift",
+        "rlshift", "rshift", "bitwise_and", "bitwise_not", "left_shift", "logical_and_ints",
+        "logical_not_ints", "and_bools", "invert_bools"])
+def test_bitwise_and_logical_ops_match_torch(call):
+    check_op(call, BITWISE, np.array([1, -2, 6, 7, 9], np.int32))
+
+
+@pytest.mark.parametrize("call,op", [
+    (lambda lib, x: x & 1, "bitwise_and"), (lambda lib, x: ~x, "bitwise_not"),
+    (lambda lib, x: lib.bitwise_not(x), "bitwise_not"),
+    (lambda lib, x: x << 1, "bitwise_left_shift")], ids=["and", "invert", "not", "lshift"])
+def test_bitwise_ops_refuse_floats_as_torch(call, op):
+    err = check_op_raises(call, np.array([1.5, 2.0], np.float32), op=op)
+    assert "float32" in str(err)

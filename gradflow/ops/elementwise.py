@@ -603,37 +603,38 @@ ge = _nondiff("ge", "greater_equal")
 isnan = _nondiff("isnan", "isnan")
 isfinite: Callable[..., Tensor] = _nondiff("isfinite", "isfinite")
 isinf = _nondiff("isinf", "isinf")
-_logical_and = _nondiff("logical_and", "logical_and")
-_logical_or = _nondiff("logical_or", "logical_or")
-_logical_xor = _nondiff("logical_xor", "logical_xor")
-_logical_not = _nondiff("logical_not", "logical_not")
+logical_and = _nondiff("logical_and", "logical_and")
+logical_or = _nondiff("logical_or", "logical_or")
+logical_xor = _nondiff("logical_xor", "logical_xor")
+logical_not = _nondiff("logical_not", "logical_not")
+_bitwise = {name: _nondiff(name, function) for name, function in (
+    ("bitwise_and", "bitwise_and"), ("bitwise_or", "bitwise_or"),
+    ("bitwise_xor", "bitwise_xor"), ("bitwise_not", "invert"),
+    ("bitwise_left_shift", "left_shift"), ("bitwise_right_shift", "right_shift"))}
 
 
-def _bitwise_ok(name: str, *operands) -> None:
-    for v in operands:
-        check_operand(name, v)
-        if isinstance(v, Tensor) and v.dtype != dtypes.bool:
-            raise TypeError(f"{name}: expected bool tensors (masks), got {v.dtype}")
+def _bitwise_op(name: str) -> Callable[..., Tensor]:
+    """torch's bitwise op `name`: integer and bool tensors, Python ints on either side."""
+    def op(*operands):
+        for v in operands:
+            check_operand(name, v)
+            kind = v.dtype.kind if isinstance(v, Tensor) else (
+                "b" if isinstance(v, bool) else "i" if isinstance(v, int) else "f")
+            if kind not in "biu":
+                what = v.dtype if isinstance(v, Tensor) else type(v).__name__
+                raise NotImplementedError(f"{name}: expected integer or bool operands, got "
+                                          f"{what}")  # torch's type for this refusal
+        return _bitwise[name](*operands)
+    op.__name__ = op.__qualname__ = name
+    return op
 
 
-def logical_and(a, b):
-    _bitwise_ok("logical_and", a, b)
-    return _logical_and(a, b)
-
-
-def logical_or(a, b):
-    _bitwise_ok("logical_or", a, b)
-    return _logical_or(a, b)
-
-
-def logical_xor(a, b):
-    _bitwise_ok("logical_xor", a, b)
-    return _logical_xor(a, b)
-
-
-def logical_not(x):
-    _bitwise_ok("logical_not", x)
-    return _logical_not(x)
+bitwise_and = _bitwise_op("bitwise_and")
+bitwise_or = _bitwise_op("bitwise_or")
+bitwise_xor = _bitwise_op("bitwise_xor")
+bitwise_not = _bitwise_op("bitwise_not")
+bitwise_left_shift = _bitwise_op("bitwise_left_shift")
+bitwise_right_shift = _bitwise_op("bitwise_right_shift")
 
 
 def isposinf(x: Tensor) -> Tensor:
