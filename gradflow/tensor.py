@@ -137,6 +137,45 @@ class Tensor:
     def element_size(self) -> int:
         return self.array.itemsize
 
+    @property
+    def itemsize(self) -> int:
+        return self.array.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.array.nbytes)
+
+    def ndimension(self) -> int:
+        return self.array.ndim
+
+    def nelement(self) -> int:
+        return int(self.array.size)
+
+    def is_complex(self) -> bool:
+        return self.dtype.kind == "c"
+
+    # -- factories that take this tensor's dtype and device (torch's Tensor.new_*) -----------
+    def _like_self(self, dtype: Any, device_: Any) -> dict:
+        return dict(dtype=self.dtype if dtype is None else dtype,
+                    device=self.device if device_ is None else device_)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        return creation.zeros(*size, requires_grad=requires_grad, **self._like_self(dtype, device))
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return creation.ones(*size, requires_grad=requires_grad, **self._like_self(dtype, device))
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return creation.empty(*size, requires_grad=requires_grad, **self._like_self(dtype, device))
+
+    def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+        return creation.full(size, fill_value, requires_grad=requires_grad,
+                             **self._like_self(dtype, device))
+
+    def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
+        return creation.tensor(data, requires_grad=requires_grad,
+                               **self._like_self(dtype, device))
+
     def is_floating_point(self) -> bool:
         return self.dtype.kind == "f"
 
@@ -323,6 +362,18 @@ class Tensor:
 
     def __int__(self) -> builtins.int:
         return int(self.item())
+
+    def __format__(self, spec: str) -> str:
+        # NOTE: as torch: a 0-d tensor formats as its number (f"{loss:.4f}")
+        if self.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)
+
+    def __contains__(self, element: Any) -> builtins.bool:
+        if not isinstance(element, (Tensor, builtins.int, builtins.float, builtins.bool)):
+            raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you "
+                               f"passed in a {type(element).__name__}")
+        return bool((self == element).any().item())
 
     def __index__(self) -> builtins.int:
         if self.dtype.kind not in "iub" or self.numel() != 1:
@@ -601,4 +652,4 @@ class Tensor:
     def chunk(self, chunks, dim=0): return ops.index.chunk(self, chunks, dim)
 
 
-from . import ops  # noqa: E402  (ops import Tensor, so they load after it)
+from . import creation, ops  # noqa: E402  (they import Tensor, so they load after it)

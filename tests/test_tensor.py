@@ -251,3 +251,24 @@ def test_squeeze_of_a_0d_tensor_takes_dim_0_or_minus_1(dim):
 
 def test_squeeze_of_a_0d_tensor_refuses_other_dims():
     check_op_raises(lambda lib, x: x.squeeze(1), np.array(2.5), op="squeeze")
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: x.new_zeros(2, 3), lambda lib, x: x.new_ones((4,)),
+    lambda lib, x: x.new_full((2, 2), 7), lambda lib, x: x.new_tensor([1, 2, 3]),
+    lambda lib, x: x.new_zeros(3, dtype=lib.int64), lambda lib, x: x.new_empty(0, 2),
+], ids=["new_zeros", "new_ones", "new_full", "new_tensor", "new_zeros_int64", "new_empty"])
+def test_new_factories_take_the_tensors_dtype_as_torch(call):
+    check_op(call, np.array([[1.5, -2.0]], np.float32))
+
+
+def test_tensor_basics_match_torch():
+    torch = require_torch()
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for x in (gf.tensor(a), torch.tensor(a)):
+        assert (x.nbytes, x.itemsize, x.nelement(), x.ndimension()) == (24, 4, 6, 2)
+        assert (4.0 in x, 9 in x, x.is_complex()) == (True, False, False)
+        assert f"{x.sum():.3f}" == "15.000" and format(x[0, 1], "g") == "1"
+    with pytest.raises(RuntimeError, match="__contains__ only supports Tensor or scalar"):
+        "a" in gf.tensor(a)
+    assert f"{gf.tensor(a)}" == str(gf.tensor(a))  # not 0-d: the tensor's own text
