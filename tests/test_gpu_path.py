@@ -158,6 +158,22 @@ def test_an_out_of_range_device_index_is_reported_at_the_next_host_read(fake_cud
     assert x[gf.tensor([9], device="cuda")].item() == 9.0  # the error was cleared
 
 
+def test_integer_division_by_zero_is_reported_without_syncing(fake_cuda):
+    """As on the CPU, an integer divisor of zero raises, naming the op; on a GPU at the next
+    host read, so a division never makes the host wait."""
+    a = gf.tensor([7, -7, 9], device="cuda")
+    fake_cuda.clear_events()
+    ok = a // gf.tensor([2, 2, 3], device="cuda")
+    assert fake_cuda.count("sync") == 0
+    assert ok.tolist() == [3, -4, 3]  # a host read: it may sync
+    fake_cuda.clear_events()
+    bad = gf.remainder(a, gf.tensor([2, 0, 1], device="cuda"))
+    assert fake_cuda.count("sync") == 0
+    with pytest.raises(RuntimeError, match=r"remainder: ZeroDivisionError \(an integer "
+                       r"divisor, of dtype int64, is zero\)"):
+        bad.sum().item()
+
+
 def test_nll_loss_checks_its_targets_without_syncing(fake_cuda):
     logp = F.log_softmax(gf.randn(4, 3, device="cuda"), 1)
     good = gf.tensor([0, 2, -100, 1], device="cuda")
@@ -299,3 +315,45 @@ def test_the_cuda_extras_bring_the_libraries_a_driver_only_machine_lacks():
         names = {r.split("=")[0].split(">")[0] for r in extras[extra]}
         for lib in ("nvidia-cuda-nvrtc", "nvidia-cublas", "nvidia-cuda-runtime"):
             assert lib + suffix in names, (extra, extras[extra])
+
+
+NEW_API = {  # this session's tensor-API ops: name -> call on (x float, i int) tensors
+    "tan": lambda x, i: gf.tan(x), "asinh": lambda x, i: gf.asinh(x),
+    "log1p": lambda x, i: gf.log1p(x.abs()), "expm1": lambda x, i: gf.expm1(x),
+    "erfc": lambda x, i: gf.erfc(x), "logit": lambda x, i: gf.logit(x.sigmoid(), eps=1e-6),
+    "nan_to_num": lambda x, i: gf.nan_to_num(x / 0.0), "atan2": lambda x, i: gf.atan2(x, x + 1),
+    "hypot": lambda x, i: gf.hypot(x, x * 2), "xlogy": lambda x, i: gf.xlogy(x, x.abs() + 1),
+    "copysign": lambda x, i: gf.copysign(x.abs(), -x), "fmod": lambda x, i: gf.fmod(x, 0.7),
+    "remainder": lambda x, i: i % 3, "div_floor": lambda x, i: gf.div(i, 4, rounding_mode="floor"),
+    "lerp": lambda x, i: gf.lerp(x, x * 3, 0.25), "round": lambda x, i: x.round(decimals=1),
+    "isclose": lambda x, i: gf.isclose(x, x + 1e-9), "bitwise": lambda x, i: (i & 6) ^ (i << 1),
+    "logical": lambda x, i: gf.logical_and(i, x), "prod": lambda x, i: x.prod(1),
+    "cumsum": lambda x, i: x.cumsum(0), "cumprod": lambda x, i: x.cumprod(1),
+    "cummax": lambda x, i: x.cummax(1)[0], "logcumsumexp": lambda x, i: x.logcumsumexp(1),
+    "nanmean": lambda x, i: x.nanmean(0), "aminmax": lambda x, i: x.aminmax(dim=0).min,
+    "all_any": lambda x, i: x.all(1) | x.any(0).all(),
+    "count_nonzero": lambda x, i: i.count_nonzero(1),
+    "var_mean": lambda x, i: gf.var_mean(x, 1)[0], "new_full": lambda x, i: x.new_full((2,), 3.0),
+}
+
+
+@pytest.mark.parametrize("name", NEW_API)
+def test_new_tensor_api_ops_run_on_the_cupy_path(fake_cuda, name):
+    """Each op runs on CuPy arrays (the fake's NumPy-backed stand-in) and equals its CPU
+    result; differentiable ones give the CPU's gradient too."""
+    x_np = np.array([[0.5, -1.5, 2.0], [0.25, 3.0, -0.75]], np.float32)
+    i_np = np.array([[5, -3, 8], [0, 7, -1]], np.int64)
+    results = []
+    for device in ("cpu", "cuda"):
+        x = gf.tensor(x_np, device=device, requires_grad=True)
+        out = NEW_API[name](x, gf.tensor(i_np, device=device))
+        grad = None
+        if out.requires_grad:
+            out.sum().backward()
+            grad = x.grad.tolist()
+        results.append((out.device.type, out.tolist(), grad))
+    (cpu_type, cpu_out, cpu_grad), (cuda_type, cuda_out, cuda_grad) = results
+    assert (cpu_type, cuda_type) == ("cpu", "cuda")
+    np.testing.assert_allclose(np.array(cuda_out, float), np.array(cpu_out, float), rtol=1e-6)
+    if cpu_grad is not None:
+        np.testing.assert_allclose(cuda_grad, cpu_grad, rtol=1e-6)

@@ -210,19 +210,23 @@ def _grad_input_folded(gy, w, shape: tuple, window: Window):
     pt, pb, pl, pr = window.padding
     padded = (h + pt + pb, wd + pl + pr)
     gx = xp.empty(shape, gy.dtype)
+    weights: dict = {}  # each layout's re-laid weight (a copy), made once, not per chunk
     for part in _batch_chunks(n, shape, window, gy.itemsize):
         chunk = gy[part]
         m = chunk.shape[0]
-        if c >= ow * m:  # channels innermost: image (H, W, m, C)
+        channels_last = c >= ow * m
+        if channels_last not in weights:
+            weights[channels_last] = (w.transpose(0, 2, 3, 1).reshape(o, -1) if channels_last
+                                      else w.transpose(2, 3, 1, 0).reshape(-1, o))
+        weight = weights[channels_last]
+        if channels_last:  # channels innermost: image (H, W, m, C)
             rows = xp.ascontiguousarray(chunk.transpose(2, 3, 0, 1)).reshape(-1, o)
-            weight = w.transpose(0, 2, 3, 1).reshape(o, -1)
             taps = matmul_arrays(rows, weight).reshape(oh, ow, m, kh, kw, c).transpose(
                 3, 4, 0, 1, 2, 5)
             image = xp.zeros(padded + (m, c), gy.dtype)
             spatial, to_batch_first = image, (2, 3, 0, 1)
         else:  # batch innermost: image (C, H, W, m)
             cols = xp.ascontiguousarray(chunk.transpose(1, 2, 3, 0)).reshape(o, -1)
-            weight = w.transpose(2, 3, 1, 0).reshape(-1, o)
             taps = matmul_arrays(weight, cols).reshape(kh, kw, c, oh, ow, m).transpose(
                 0, 1, 3, 4, 2, 5)
             image = xp.zeros((c,) + padded + (m,), gy.dtype)

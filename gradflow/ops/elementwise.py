@@ -17,8 +17,9 @@ import numpy as np
 
 from .. import dtypes
 from ..autograd.function import Op
-from ..backend import move_array
+from ..backend import array_module, move_array
 from ..creation import zeros_like
+from ..cuda import checks
 from ..tensor import Tensor
 from .adjoint import LinearOp, adjoints
 from .shape import sum_to
@@ -358,9 +359,8 @@ class Binary(Op):
         if dt.kind != "f" and not cls.keeps_dtype:
             dt = dtypes.get_default_dtype()
         xa, xb = operand_arrays(cls.op_name, a, b, dtype=dt)
-        if dt.kind in "iu" and ((xb == 0).any() if hasattr(xb, "any") else xb == 0):
-            raise RuntimeError(f"{cls.op_name}: ZeroDivisionError (an integer divisor, of "
-                               f"dtype {dt}, is zero)")
+        if dt.kind in "iu":
+            _check_divisor(cls.op_name, xb, dt)
         _save_operands(ctx, a, b)
         xp = a._xp if isinstance(a, Tensor) else b._xp
         return xp.asarray(cls.function(xp, xa, xb)).astype(dt, copy=False)
@@ -371,6 +371,20 @@ class Binary(Op):
         ga = _grad_for(cls.grad_a(g, a, b), ctx.metas[0]) if ctx.needs_input_grad[0] else None
         gb = _grad_for(cls.grad_b(g, a, b), ctx.metas[1]) if ctx.needs_input_grad[1] else None
         return ga, gb
+
+
+def _check_divisor(op: str, divisor: Any, dtype: np.dtype) -> None:
+    """An integer divisor of zero raises, as PyTorch does on the CPU: at once on the host, at
+    the next host read on a GPU (gradflow.cuda.checks), so the division makes no sync."""
+    message = f"{op}: ZeroDivisionError (an integer divisor, of dtype {dtype}, is zero)"
+    if not hasattr(divisor, "any"):
+        if divisor == 0:
+            raise RuntimeError(message)
+    elif array_module(divisor) is np:
+        if (divisor == 0).any():
+            raise RuntimeError(message)
+    else:
+        checks.defer(divisor, lambda d: (d == 0).any(), message)
 
 
 def _binary(name: str, function: Callable, grad_a: Callable, grad_b: Callable,

@@ -108,10 +108,10 @@ def _running_extreme(x: Tensor, dim: int, largest: bool) -> values_indices:
     positions = xp.arange(a.shape[dim]).reshape([-1 if i == dim else 1 for i in range(a.ndim)])
     hit = a == ufunc.accumulate(a, axis=dim)
     indices = xp.maximum.accumulate(xp.where(hit, positions, 0), axis=dim).astype(dtypes.int64)
-    items = tuple(indices if i == dim else
-                  xp.arange(n).reshape([-1 if j == i else 1 for j in range(a.ndim)])
+    items = tuple(Tensor._wrap(indices if i == dim else
+                               xp.arange(n).reshape([-1 if j == i else 1 for j in range(a.ndim)]))
                   for i, n in enumerate(a.shape))
-    return values_indices(getitem(x, items), Tensor._wrap(indices))
+    return values_indices(getitem(x, items), items[dim])
 
 
 @numpy_names
