@@ -149,6 +149,13 @@ def device_of(array: Any) -> device:
     return device("cuda", array.device.id)
 
 
+def data_address(array: Any) -> int:
+    """The address of an array's first element: host memory for NumPy, device for CuPy."""
+    if isinstance(array, np.ndarray):
+        return array.__array_interface__["data"][0]
+    return array.data.ptr
+
+
 def array_module(array: Any):
     """numpy for NumPy arrays, cupy for CuPy arrays (DeZero's get_array_module)."""
     if isinstance(array, np.ndarray):

@@ -100,3 +100,20 @@ def result_type(tensor_dtypes: list, zero_dim_dtypes: list, scalars: list) -> np
     if result is None:
         raise ValueError("result_type: no tensors or scalars to promote")
     return result
+
+
+def can_cast(source: np.dtype, target: np.dtype) -> builtins.bool:
+    """Whether an op's result may be written into a tensor of `target` dtype (in-place ops,
+    `out=`): never to a lower category (float into an integer tensor, an integer into a bool
+    one), as PyTorch's canCast."""
+    return _category(source) <= _category(target)
+
+
+_TORCH_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+                "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+                "bool": "Bool"}
+
+
+def torch_name(dtype: np.dtype) -> str:
+    """PyTorch's scalar-type name of a dtype (Float, Long, ...), as its errors spell it."""
+    return _TORCH_NAMES.get(np.dtype(dtype).name, np.dtype(dtype).name)

@@ -16,6 +16,7 @@ from .backend import (
     CPU,
     array_module,
     as_device,
+    data_address,
     device,
     device_of,
     host_read,
@@ -40,6 +41,9 @@ class Size(tuple):
         return f"gradflow.Size({list(self)})"
 
 
+_NO_HOOKS: dict = {}  # shared and never written: a tensor's hooks until it registers one
+
+
 class RemovableHandle:
     """Returned by `register_hook`; `remove()` unregisters the hook."""
 
@@ -58,7 +62,8 @@ class Tensor:
     """A multi-dimensional array that records the operations applied to it (torch.Tensor)."""
 
     __slots__ = ("array", "_requires_grad", "grad", "grad_fn", "_output_nr", "_hooks",
-                 "_version_box", "_accumulator_ref", "_device", "_retains_grad", "__weakref__")
+                 "_version_box", "_accumulator_ref", "_device", "_retains_grad", "_base",
+                 "_view_chain", "_view_version", "_post_accumulate_hooks", "__weakref__")
     __array_ufunc__ = None  # make NumPy defer to our reflected operators
     __hash__ = object.__hash__
 
@@ -87,6 +92,13 @@ class Tensor:
         # to skip the device checks and guards when every operand is on the CPU.
         self._device: device | None = CPU if isinstance(array, np.ndarray) else None
         self._retains_grad = False
+        # NOTE: a view's base (the tensor that is not a view whose memory it shares; None for
+        # others), the view ops that take it from the base (None when it cannot be retaken
+        # alone) and the version at which its history was last taken (autograd.inplace)
+        self._base: Tensor | None = None
+        self._view_chain: tuple | None = ()
+        self._view_version = 0
+        self._post_accumulate_hooks: dict = _NO_HOOKS
 
     @classmethod
     def _wrap(cls, array: Any, requires_grad: bool = False) -> "Tensor":
@@ -182,6 +194,31 @@ class Tensor:
     def is_contiguous(self) -> bool:
         return bool(self.array.flags.c_contiguous)
 
+    def stride(self, dim: int | None = None):
+        """Steps between elements along each dimension, in elements (torch.Tensor.stride)."""
+        steps = tuple(s // self.array.itemsize for s in self.array.strides)
+        if dim is None:
+            return steps
+        from .ops.util import normalize_dim
+        return steps[normalize_dim("stride", dim, self.ndim)]
+
+    def data_ptr(self) -> builtins.int:
+        """The address of the first element (host or device memory)."""
+        return data_address(self.array)
+
+    def storage_offset(self) -> builtins.int:
+        """Elements between the start of the base's memory and this tensor's first element."""
+        if self._base is None:
+            return 0
+        return (self.data_ptr() - self._base.data_ptr()) // self.array.itemsize
+
+    def is_set_to(self, other: "Tensor") -> builtins.bool:
+        return (self.data_ptr(), self.shape, self.stride()) == (
+            other.data_ptr(), other.shape, other.stride())
+
+    def _is_view(self) -> builtins.bool:
+        return self._base is not None
+
     @property
     def _version(self) -> int:
         return self._version_box[0]
@@ -271,6 +308,19 @@ class Tensor:
     @property
     def retains_grad(self) -> bool:
         return self._retains_grad
+
+    def register_post_accumulate_grad_hook(self, hook) -> RemovableHandle:
+        """Call `hook(tensor)` on a leaf after its `.grad` has been accumulated (torch's)."""
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._post_accumulate_hooks is _NO_HOOKS:
+            self._post_accumulate_hooks = {}
+        handle = RemovableHandle(self._post_accumulate_hooks)
+        self._post_accumulate_hooks[handle.id] = hook
+        return handle
 
     # -- conversion ---------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
@@ -401,82 +451,156 @@ class Tensor:
         if self.dtype not in default or arr.size == 0:
             extras.append(f"dtype=gradflow.{self.dtype}")
         if self.grad_fn is not None:
-            extras.append(f"grad_fn=<{type(self.grad_fn).__name__}Backward0>")
+            extras.append(f"grad_fn=<{self.grad_fn.name()}>")
         elif self.requires_grad:
             extras.append("requires_grad=True")
         return "tensor(" + ", ".join([body] + extras) + ")"
 
-    # -- in-place updates (for optimizers and initialisers, outside the graph) ------------------
-    def _inplace(self, name: str, result: "Tensor") -> "Tensor":
-        with on_device(self.device):
-            self.array[...] = result.array.astype(self.dtype, copy=False)
-        self._version_box[0] += 1
-        return self
+    # -- in-place ops: outside the graph (optimizers, initialisers) or inside it, where the
+    # -- history is rebased onto the op (autograd.inplace)
+    def _apply_inplace(self, name: str, fn, *args, **kwargs) -> "Tensor":
+        return inplace.apply_inplace(self, name, fn, args, kwargs)
 
-    def _check_inplace(self, name: str) -> None:
-        if is_grad_enabled() and self.requires_grad:
-            if self.grad_fn is None:
-                raise RuntimeError(f"{name}: a leaf Variable that requires grad is being used in "
-                                   "an in-place operation; wrap it in gradflow.no_grad()")
-            raise RuntimeError(f"{name}: in-place operations on tensors recorded in the autograd "
-                               "graph are not supported; use the out-of-place form")
+    def add_(self, other, *, alpha=1) -> "Tensor":
+        return self._apply_inplace("add_", Tensor.add, other, alpha=alpha)
 
-    def _apply_inplace(self, name: str, fn, *args) -> "Tensor":
-        self._check_inplace(name)
-        with no_grad():
-            result = fn(self, *args)
-        if result.shape != self.shape:
-            raise RuntimeError(f"{name}: the result has shape {tuple(result.shape)} but the "
-                               f"tensor being updated has shape {tuple(self.shape)}")
-        return self._inplace(name, result)
+    def sub_(self, other, *, alpha=1) -> "Tensor":
+        return self._apply_inplace("sub_", Tensor.sub, other, alpha=alpha)
 
-    def add_(self, other, alpha=1) -> "Tensor":
-        return self._apply_inplace("add_", lambda s, o: s + o * alpha if alpha != 1 else s + o,
-                                   other)
-
-    def sub_(self, other, alpha=1) -> "Tensor":
-        return self._apply_inplace("sub_", lambda s, o: s - o * alpha if alpha != 1 else s - o,
-                                   other)
-
-    def mul_(self, other) -> "Tensor":
-        return self._apply_inplace("mul_", Tensor.__mul__, other)
-
-    def div_(self, other) -> "Tensor":
-        return self._apply_inplace("div_", Tensor.__truediv__, other)
-
-    def clamp_(self, min=None, max=None) -> "Tensor":
-        return self._apply_inplace("clamp_", ops.elementwise.clamp, min, max)
-
-    def copy_(self, src: "Tensor") -> "Tensor":
-        self._check_inplace("copy_")
+    def copy_(self, src: "Tensor", non_blocking: builtins.bool = False) -> "Tensor":
         if not isinstance(src, Tensor):
             raise TypeError(f"copy_: expected a Tensor source, got {type(src).__name__}")
-        arr = move_array(src.array, self.device)
-        try:
-            with on_device(self.device):
-                self._xp.copyto(self.array, arr, casting="unsafe")
-        except ValueError:
-            raise RuntimeError(f"copy_: source of shape {tuple(src.shape)} cannot be broadcast "
-                               f"to the destination's shape {tuple(self.shape)}") from None
-        self._version_box[0] += 1
-        return self
+        inplace.check_writable(self, "copy_")
+        if not inplace.records(self, (src,), {}):
+            arr = move_array(src.array, self.device)
+            try:
+                with on_device(self.device):
+                    self._xp.copyto(self.array, arr, casting="unsafe")
+            except ValueError:
+                raise RuntimeError(f"copy_: source of shape {tuple(src.shape)} cannot be "
+                                   f"broadcast to the destination's shape "
+                                   f"{tuple(self.shape)}") from None
+            self._version_box[0] += 1
+            return self
+        return inplace.apply_inplace(self, "copy_", _copied, (src,), any_dtype=True)
 
     def fill_(self, value) -> "Tensor":
-        self._check_inplace("fill_")
-        value = value.item() if isinstance(value, Tensor) else value
-        with on_device(self.device):
-            self.array.fill(value)
-        self._version_box[0] += 1
-        return self
+        if isinstance(value, Tensor) and value.ndim:
+            raise RuntimeError(f"fill_: only supports 0-dimension value tensor but got tensor "
+                               f"with {value.ndim} dimensions")
+        inplace.check_writable(self, "fill_")
+        if not inplace.records(self, (value,), {}):
+            value = value.item() if isinstance(value, Tensor) else value
+            with on_device(self.device):
+                self.array.fill(value)
+            self._version_box[0] += 1
+            return self
+        return inplace.apply_inplace(self, "fill_", _copied, (value,), any_dtype=True)
 
     def zero_(self) -> "Tensor":
         return self.fill_(0)
 
+    # -- in-place layout changes: the tensor becomes a view of itself
+    def t_(self) -> "Tensor":
+        return inplace.restride(self, "t_", Tensor.t, ())
+
+    def transpose_(self, dim0: builtins.int, dim1: builtins.int) -> "Tensor":
+        return inplace.restride(self, "transpose_", Tensor.transpose, (dim0, dim1))
+
+    def swapaxes_(self, axis0: builtins.int, axis1: builtins.int) -> "Tensor":
+        return inplace.restride(self, "swapaxes_", Tensor.transpose, (axis0, axis1))
+
+    swapdims_ = swapaxes_
+
+    def squeeze_(self, dim: Any = None) -> "Tensor":
+        return inplace.restride(self, "squeeze_", Tensor.squeeze, (dim,))
+
+    def unsqueeze_(self, dim: builtins.int) -> "Tensor":
+        return inplace.restride(self, "unsqueeze_", Tensor.unsqueeze, (dim,))
+
+    # -- random fills (torch's Tensor.uniform_ and kin): draws of this tensor's shape, dtype
+    # -- and device, written as any in-place op is (a history that needed them gets zeros)
+    def _fill_random(self, name: str, draw: Callable[[], "Tensor"],
+                     floats_only: builtins.bool = True) -> "Tensor":
+        if floats_only and self.dtype.kind != "f":
+            raise NotImplementedError(f"{name}: not implemented for "
+                                      f"{dtypes.torch_name(self.dtype)} tensors (floating point "
+                                      "only, as in PyTorch)")
+        with no_grad():
+            values = draw()
+        return inplace.apply_inplace(self, name, lambda t: values, any_dtype=True)
+
+    def _draw_uniform(self, generator, dtype=None) -> "Tensor":
+        return creation.rand(*self.shape, generator=generator, device=self.device,
+                             dtype=self.dtype if dtype is None else dtype)
+
+    def uniform_(self, a: builtins.float = 0.0, b: builtins.float = 1.0, *,
+                 generator=None) -> "Tensor":
+        """Fill with samples uniform in [a, b)."""
+        if a > b:
+            raise RuntimeError(f"uniform_: expects to return a [from, to) range, but found "
+                               f"from={a} > to={b}")
+        return self._fill_random("uniform_",
+                                 lambda: self._draw_uniform(generator) * (b - a) + a)
+
+    def normal_(self, mean: builtins.float = 0.0, std: builtins.float = 1.0, *,
+                generator=None) -> "Tensor":
+        """Fill with normal samples of the given mean and standard deviation."""
+        if std < 0:
+            raise RuntimeError(f"normal_: expects std >= 0.0, but found std {std}")
+        return self._fill_random("normal_", lambda: creation.normal(
+            mean, std, tuple(self.shape), generator=generator, dtype=self.dtype,
+            device=self.device))
+
+    def exponential_(self, lambd: builtins.float = 1.0, *, generator=None) -> "Tensor":
+        """Fill with exponential samples of rate `lambd` (by inverting the distribution)."""
+        if not lambd > 0:
+            raise RuntimeError(f"exponential_: expects lambda > 0.0, but found lambda={lambd}")
+        return self._fill_random("exponential_", lambda: ops.elementwise.log1p(
+            -self._draw_uniform(generator)) * (-1.0 / lambd))
+
+    def bernoulli_(self, p: Any = 0.5, *, generator=None) -> "Tensor":
+        """Fill with 1 where a uniform draw falls below p (a number or a tensor), else 0."""
+        if not isinstance(p, Tensor) and not 0 <= p <= 1:
+            raise RuntimeError(f"bernoulli_: expects p to be in [0, 1], but got p={p}")
+        return self._fill_random("bernoulli_", lambda: self._draw_uniform(
+            generator, dtypes.float64) < p, floats_only=False)
+
+    def bernoulli(self, *, generator=None) -> "Tensor":
+        """1 with probability self (elementwise), else 0 (torch.bernoulli)."""
+        return creation.empty_like(self).bernoulli_(self.detach(), generator=generator)
+
+    def random_(self, *bounds: builtins.int, generator=None) -> "Tensor":
+        """Fill with integers uniform in [from, to): `random_(to)`, `random_(from, to)`, or
+        `random_()` for [0, 2**mantissa] (floats) or [0, the dtype's max] (integers)."""
+        if len(bounds) > 2:
+            raise TypeError(f"random_: takes at most 2 bounds (from, to), got {len(bounds)}")
+        if len(bounds) == 2:
+            low, high = bounds
+        elif bounds:
+            low, high = 0, bounds[0]
+        elif self.dtype.kind == "f":
+            low, high = 0, 2 ** np.finfo(self.dtype).nmant + 2
+        else:
+            low, high = 0, (1 if self.dtype.kind == "b" else np.iinfo(self.dtype).max) + 1
+        if high <= low:
+            raise RuntimeError(f"random_: expects 'from' to be less than 'to', but got "
+                               f"from={low} >= to={high}")
+        return self._fill_random("random_", lambda: creation.randint(
+            low, high, tuple(self.shape), generator=generator, device=self.device),
+            floats_only=False)
+
     def __setitem__(self, index, value) -> None:
-        self._check_inplace("__setitem__")
-        with on_device(self.device):
-            ops.index.setitem(self, index, value)
-        self._version_box[0] += 1
+        if not inplace.records(self, (value,), {}):
+            inplace.check_writable(self, "__setitem__")
+            with on_device(self.device):
+                ops.index.setitem(self, index, value)
+            self._version_box[0] += 1
+        elif _is_basic_index(index):
+            inplace.apply_inplace(self[index], "__setitem__", _copied, (value,), any_dtype=True)
+        else:
+            inplace.apply_inplace(self, "__setitem__", _indices_put, (index, value),
+                                  any_dtype=True)
 
     # -- operators ----------------------------------------------------------------------------
     def __add__(self, other): return ops.elementwise.add(self, other)
@@ -528,8 +652,8 @@ class Tensor:
     def __itruediv__(self, other): return self.div_(other)
 
     # -- named methods ------------------------------------------------------------------------
-    def add(self, other, alpha=1): return self + other * alpha if alpha != 1 else self + other
-    def sub(self, other, alpha=1): return self - other * alpha if alpha != 1 else self - other
+    def add(self, other, *, alpha=1): return ops.elementwise.add(self, other, alpha=alpha)
+    def sub(self, other, *, alpha=1): return ops.elementwise.sub(self, other, alpha=alpha)
     def mul(self, other): return self * other
     def div(self, other, rounding_mode=None):
         return ops.elementwise.div(self, other, rounding_mode=rounding_mode)
@@ -604,6 +728,16 @@ class Tensor:
     def gt(self, other): return self > other
     def ge(self, other): return self >= other
     def isnan(self): return ops.elementwise.isnan(self)
+    def bitwise_and(self, other): return ops.elementwise.bitwise_and(self, other)
+    def bitwise_or(self, other): return ops.elementwise.bitwise_or(self, other)
+    def bitwise_xor(self, other): return ops.elementwise.bitwise_xor(self, other)
+    def bitwise_not(self): return ops.elementwise.bitwise_not(self)
+    def bitwise_left_shift(self, other): return ops.elementwise.bitwise_left_shift(self, other)
+    def bitwise_right_shift(self, other): return ops.elementwise.bitwise_right_shift(self, other)
+    def logical_and(self, other): return ops.elementwise.logical_and(self, other)
+    def logical_or(self, other): return ops.elementwise.logical_or(self, other)
+    def logical_xor(self, other): return ops.elementwise.logical_xor(self, other)
+    def logical_not(self): return ops.elementwise.logical_not(self)
     def isfinite(self): return ops.elementwise.isfinite(self)
     # NOTE: reductions and scans pass their arguments through, so torch's axis=/keepdims=
     # aliases (accepted by the ops) work on the methods too
@@ -633,8 +767,8 @@ class Tensor:
         return ops.reduce.std(self, dim, unbiased, keepdim, correction=correction)
     def logsumexp(self, dim, keepdim=False): return ops.reduce.logsumexp(self, dim, keepdim)
     def reshape(self, *shape): return ops.shape.reshape(self, *shape)
-    def view(self, *shape): return ops.shape.reshape(self, *shape, op="view")
-    def view_as(self, other): return ops.shape.reshape(self, other.shape, op="view_as")
+    def view(self, *shape): return ops.shape.view(self, *shape)
+    def view_as(self, other): return ops.shape.view_as(self, other)
     def permute(self, *dims): return ops.shape.permute(self, *dims)
     def transpose(self, dim0, dim1): return ops.shape.transpose(self, dim0, dim1)
     def t(self): return ops.shape.t(self)
@@ -646,10 +780,169 @@ class Tensor:
     def unsqueeze(self, dim): return ops.shape.unsqueeze(self, dim)
     def flatten(self, start_dim=0, end_dim=-1): return ops.shape.flatten(self, start_dim, end_dim)
     def expand(self, *sizes): return ops.shape.expand(self, *sizes)
-    def expand_as(self, other): return ops.shape.expand(self, other.shape)
+    def expand_as(self, other): return ops.shape.expand_as(self, other)
     def contiguous(self): return ops.shape.contiguous(self)
     def split(self, split_size, dim=0): return ops.index.split(self, split_size, dim)
     def chunk(self, chunks, dim=0): return ops.index.chunk(self, chunks, dim)
 
+    # -- sorting and selection (ops/sort.py) ----------------------------------------------------
+    def sort(self, *args, **kwargs): return ops.sort.sort(self, *args, **kwargs)
+    def argsort(self, *args, **kwargs): return ops.sort.argsort(self, *args, **kwargs)
+    def msort(self): return ops.sort.msort(self)
+    def topk(self, *args, **kwargs): return ops.sort.topk(self, *args, **kwargs)
+    def kthvalue(self, *args, **kwargs): return ops.sort.kthvalue(self, *args, **kwargs)
+    def median(self, *args, **kwargs): return ops.sort.median(self, *args, **kwargs)
+    def nanmedian(self, *args, **kwargs): return ops.sort.nanmedian(self, *args, **kwargs)
+    def mode(self, *args, **kwargs): return ops.sort.mode(self, *args, **kwargs)
+    def unique(self, *args, **kwargs): return ops.sort.unique(self, *args, **kwargs)
+    def unique_consecutive(self, *args, **kwargs):
+        return ops.sort.unique_consecutive(self, *args, **kwargs)
+    def erfinv(self): return ops.elementwise.erfinv(self)
+    # -- products and linear algebra (ops/products.py, ops/linalg.py) --------------------------
+    def mm(self, mat2): return ops.products.mm(self, mat2)
+    def bmm(self, mat2): return ops.products.bmm(self, mat2)
+    def mv(self, vec): return ops.products.mv(self, vec)
+    def dot(self, other): return ops.products.dot(self, other)
+    def vdot(self, other): return ops.products.vdot(self, other)
+    def outer(self, vec2): return ops.products.outer(self, vec2)
+    def ger(self, vec2): return ops.products.outer(self, vec2)
+    def inner(self, other): return ops.products.inner(self, other)
+    def addmm(self, mat1, mat2, *, beta=1, alpha=1):
+        return ops.products.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
+    def addbmm(self, batch1, batch2, *, beta=1, alpha=1):
+        return ops.products.addbmm(self, batch1, batch2, beta=beta, alpha=alpha)
+    def baddbmm(self, batch1, batch2, *, beta=1, alpha=1):
+        return ops.products.baddbmm(self, batch1, batch2, beta=beta, alpha=alpha)
+    def addmv(self, mat, vec, *, beta=1, alpha=1):
+        return ops.products.addmv(self, mat, vec, beta=beta, alpha=alpha)
+    def kron(self, other): return ops.products.kron(self, other)
+    def cross(self, other, dim=None): return ops.products.cross(self, other, dim)
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        return ops.linalg.legacy_norm(self, p, dim, keepdim, dtype)
+    def inverse(self): return ops.linalg.inv(self)
+    def det(self): return ops.linalg.det(self)
+    def logdet(self): return ops.linalg.logdet(self)
+    def slogdet(self): return ops.linalg.legacy_slogdet(self)
+    def cholesky(self, upper=False): return ops.linalg.legacy_cholesky(self, upper)
+    def qr(self, some=True): return ops.linalg.legacy_qr(self, some)
+    def svd(self, some=True, compute_uv=True): return ops.linalg.legacy_svd(self, some, compute_uv)
+    def pinverse(self, rcond=1e-15): return ops.linalg.pinverse(self, rcond)
+    # -- shape and layout (ops/shape.py) --------------------------------------------------------
+    def repeat(self, *sizes): return ops.layout.repeat(self, *sizes)
+    def repeat_interleave(self, repeats, dim=None, *, output_size=None):
+        return ops.layout.repeat_interleave(self, repeats, dim, output_size=output_size)
+    def tile(self, dims): return ops.layout.tile(self, dims)
+    def roll(self, shifts, dims=None): return ops.layout.roll(self, shifts, dims)
+    def flip(self, *dims): return ops.layout.flip(self, ops.shape._sizes("flip", dims))
+    def fliplr(self): return ops.layout.fliplr(self)
+    def flipud(self): return ops.layout.flipud(self)
+    def rot90(self, k=1, dims=(0, 1)): return ops.layout.rot90(self, k, dims)
+    def tril(self, diagonal=0): return ops.layout.tril(self, diagonal)
+    def triu(self, diagonal=0): return ops.layout.triu(self, diagonal)
+    def diag(self, diagonal=0): return ops.layout.diag(self, diagonal)
+    def diag_embed(self, offset=0, dim1=-2, dim2=-1):
+        return ops.layout.diag_embed(self, offset, dim1, dim2)
+    def diagonal(self, offset=0, dim1=0, dim2=1):
+        return ops.shape.diagonal(self, offset, dim1, dim2)
+    def unfold(self, dimension, size, step): return ops.shape.unfold(self, dimension, size, step)
+    def unflatten(self, dim, sizes): return ops.shape.unflatten(self, dim, sizes)
+    def unbind(self, dim=0): return ops.shape.unbind(self, dim)
+    def narrow(self, dim, start, length): return ops.shape.narrow(self, dim, start, length)
+    def movedim(self, source, destination): return ops.shape.movedim(self, source, destination)
+    def moveaxis(self, source, destination): return ops.shape.moveaxis(self, source, destination)
+    def swapaxes(self, axis0, axis1): return ops.shape.swapaxes(self, axis0, axis1)
+    def swapdims(self, dim0, dim1): return ops.shape.swapdims(self, dim0, dim1)
+    def broadcast_to(self, size): return ops.shape.broadcast_to(self, size)
+    def reshape_as(self, other): return ops.shape.reshape_as(self, other)
+    def tensor_split(self, *args, **kwargs):
+        return ops.split_stack.tensor_split(self, *args, **kwargs)
+    def hsplit(self, sections): return ops.split_stack.hsplit(self, sections)
+    def vsplit(self, sections): return ops.split_stack.vsplit(self, sections)
+    def dsplit(self, sections): return ops.split_stack.dsplit(self, sections)
+    # -- gathering, scattering and masks (ops/index.py) -----------------------------------------
+    def gather(self, dim, index, *, sparse_grad=False): return ops.index.gather(self, dim, index)
+    def scatter(self, dim, index, src=None, *, value=None):
+        return ops.index.scatter(self, dim, index, src, value=value)
+    def scatter_add(self, dim, index, src): return ops.index.scatter_add(self, dim, index, src)
+    def scatter_reduce(self, dim, index, src, reduce, *, include_self=True):
+        return ops.index.scatter_reduce(self, dim, index, src, reduce, include_self=include_self)
+    def index_select(self, dim, index): return ops.index.index_select(self, dim, index)
+    def index_add(self, dim, index, source, *, alpha=1):
+        return ops.index.index_add(self, dim, index, source, alpha=alpha)
+    def index_copy(self, dim, index, source): return ops.index.index_copy(self, dim, index, source)
+    def index_fill(self, dim, index, value): return ops.index.index_fill(self, dim, index, value)
+    def index_put(self, indices, values, accumulate=False):
+        return ops.index.index_put(self, indices, values, accumulate)
+    def take(self, index): return ops.index.take(self, index)
+    def take_along_dim(self, indices, dim=None): return ops.index.take_along_dim(self, indices, dim)
+    def masked_fill(self, mask, value): return ops.index.masked_fill(self, mask, value)
+    def masked_select(self, mask): return ops.index.masked_select(self, mask)
+    def masked_scatter(self, mask, source): return ops.index.masked_scatter(self, mask, source)
+    def nonzero(self, *, as_tuple=False): return ops.index.nonzero(self, as_tuple=as_tuple)
+    def argwhere(self): return ops.index.argwhere(self)
+
 
 from . import creation, ops  # noqa: E402  (they import Tensor, so they load after it)
+from .autograd import inplace  # noqa: E402
+
+
+def _is_basic_index(index: Any) -> builtins.bool:
+    """An index of ints, slices, None and Ellipsis only, which takes a view."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(it is None or it is Ellipsis or isinstance(it, slice)
+               or (isinstance(it, (builtins.int, np.integer)) and not isinstance(it, builtins.bool))
+               for it in items)
+
+
+def _copied(target: Tensor, value: Any) -> Tensor:
+    """`value` broadcast to target's shape on its device: what copy_, fill_ and item
+    assignment write (differentiable in a tensor value)."""
+    if not isinstance(value, Tensor):
+        with on_device(target.device):
+            return Tensor._wrap(target._xp.full(target.shape, value, target.dtype))
+    try:
+        shape = np.broadcast_shapes(value.shape, target.shape)
+    except ValueError:
+        shape = None
+    if shape != target.shape:
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} cannot be "
+                           f"broadcast to the destination of shape {list(target.shape)}")
+    if value.device != target.device:
+        value = value.to(target.device)
+    return value.expand(target.shape)
+
+
+def _indices_put(target: Tensor, index: Any, value: Any) -> Tensor:
+    """target with `target[index] = value` applied, out of place (advanced indices)."""
+    if not isinstance(value, Tensor):
+        value = creation.tensor(value, dtype=target.dtype, device=target.device)
+    elif value.dtype != target.dtype:
+        value = value.to(target.dtype)
+    return ops.index.index_put(target, index, value)
+
+
+def _inplace_form(name: str, any_dtype: builtins.bool) -> Callable:
+    """`Tensor.<name>_`: the method `name` computed, then written into the tensor."""
+    method = getattr(Tensor, name)
+
+    def form(self, *args, **kwargs):
+        return inplace.apply_inplace(self, name + "_", method, args, kwargs, any_dtype)
+
+    form.__name__ = form.__qualname__ = name + "_"
+    form.__doc__ = f"In-place `{name}` (torch.Tensor.{name}_)."
+    return form
+
+
+# NOTE: the in-place forms of the elementwise, triangle and scatter ops; comparisons and
+# logical ops write their bools as the tensor's dtype, as PyTorch's do
+_INPLACE = """abs acos acosh asin asinh atan atan2 atanh bitwise_and bitwise_left_shift
+    bitwise_not bitwise_or bitwise_right_shift bitwise_xor ceil clamp clip copysign cos cosh div
+    erf erfc exp exp2 expm1 floor floor_divide fmod frac hypot lerp log log10 log1p log2 logit
+    mul nan_to_num neg pow reciprocal relu remainder round rsqrt sgn sigmoid sign sin sinh sqrt
+    square tan tanh trunc xlogy erfinv tril triu index_add index_copy index_fill index_put
+    masked_fill masked_scatter scatter scatter_add scatter_reduce""".split()
+_INPLACE_ANY_DTYPE = "eq ne lt le gt ge logical_and logical_or logical_xor logical_not".split()
+for _name in _INPLACE:
+    setattr(Tensor, _name + "_", _inplace_form(_name, False))
+for _name in _INPLACE_ANY_DTYPE:
+    setattr(Tensor, _name + "_", _inplace_form(_name, True))

@@ -390,6 +390,7 @@ class MemoryPointer:
 
     def __init__(self, ptr: int, device_id: int, size: int = 0, release=None) -> None:
         self.ptr, self.device_id, self.size = ptr, device_id, size
+        self.mem: object = None
         self._release = weakref.finalize(self, release) if release else None
 
     @property
@@ -585,9 +586,14 @@ def _address(a: np.ndarray) -> int:
 
 
 def _root(a: np.ndarray) -> np.ndarray:
-    while isinstance(a.base, np.ndarray):
-        a = a.base
-    return a
+    while True:
+        base = a.base
+        if not isinstance(base, np.ndarray):
+            # NOTE: as_strided's result has as base a holder of the array it views
+            base = getattr(base, "base", None)
+            if not isinstance(base, np.ndarray):
+                return a
+        a = base
 
 
 def _owner(a: np.ndarray):
@@ -605,7 +611,7 @@ def device_view(ptr: int, dtype) -> "ndarray":
             continue
         start = _address(root)
         if start <= ptr < start + root.nbytes:
-            flat = root.reshape(-1).view(np.uint8)[ptr - start:]
+            flat = root.reshape(-1, order="A").view(np.uint8)[ptr - start:]  # memory order
             out = ndarray.__new__(ndarray)
             out._a = flat[:flat.size - flat.size % np.dtype(dtype).itemsize].view(dtype)
             out._device = device
@@ -662,8 +668,10 @@ def _wrap_result(result):
         return _wrap(result)
     if isinstance(result, np.generic):  # CuPy reduces to 0-d device arrays, not scalars
         return _wrap(np.asarray(result))
-    if isinstance(result, (list, tuple)):
-        return type(result)(_wrap_result(r) for r in result)
+    if isinstance(result, list):
+        return [_wrap_result(r) for r in result]
+    if isinstance(result, tuple):  # NOTE: plain tuples where NumPy 2 gives named ones, as CuPy
+        return tuple(_wrap_result(r) for r in result)
     return result
 
 
@@ -756,7 +764,9 @@ class ndarray(NDArrayOperatorsMixin):  # noqa: N801  (CuPy's name)
 
     @property
     def data(self) -> MemoryPointer:
-        return MemoryPointer(_address(self._a), self._device)
+        pointer = MemoryPointer(_address(self._a), self._device)
+        pointer.mem = _root(self._a)  # NOTE: as CuPy's, one object per allocation, views share it
+        return pointer
 
     @property
     def base(self):
@@ -964,7 +974,8 @@ def copyto(dst: ndarray, src, casting: str = "same_kind", where=None) -> None:
         if src.size != 1:
             raise ValueError("non-scalar numpy.ndarray cannot be used for copyto")
         src = src.reshape(())[()]
-    _call("copyto", np.copyto, (dst, src), {"casting": casting, "where": where})
+    _call("copyto", np.copyto, (dst, src), {"casting": casting,
+                                          "where": True if where is None else where})
 
 
 def get_array_module(*args):

@@ -177,6 +177,38 @@ def check_op(fn, *arrays, device="cpu", noncontiguous=False, atol=1e-6, rtol=1e-
                                            "PyTorch")
 
 
+# the CuPy-path checks' usual inputs: a float tensor and an int tensor of one shape
+X_CUPY = np.array([[0.5, -1.5, 2.0], [0.25, 3.0, -0.75]], np.float32)
+I_CUPY = np.array([[5, -3, 8], [0, 7, -1]], np.int64)
+
+
+def check_cupy_path(fn, *arrays, rtol=1e-6, atol=0.0):
+    """Run `fn(*tensors)` on the CPU and on the CuPy path (the `fake_cuda` fixture's stand-in,
+    which the test must request): the same values and dtype on both and, where the output
+    requires grad, the same gradients of its weighted sum (distinct weights, so a gradient in
+    the wrong place is caught). Float arrays become tensors that require grad."""
+    results = []
+    for device in ("cpu", "cuda"):
+        ins = [gf.tensor(a, device=device, requires_grad=a.dtype.kind == "f") for a in arrays]
+        out = fn(*ins)
+        grads = None
+        if out.requires_grad:
+            weights = gf.arange(1, out.numel() + 1, device=device, dtype=out.dtype)
+            (out * weights.reshape(out.shape)).sum().backward()
+            grads = [t.grad.tolist() for t in ins if t.requires_grad and t.grad is not None]
+        results.append((out.device.type, out.dtype, out.tolist(), grads))
+    (cpu_type, cpu_dtype, cpu_out, cpu_grads), (cuda_type, cuda_dtype, cuda_out, cuda_grads) = \
+        results
+    assert (cpu_type, cuda_type) == ("cpu", "cuda"), (cpu_type, cuda_type)
+    assert cpu_dtype == cuda_dtype, f"dtype {cuda_dtype} on the CuPy path, {cpu_dtype} on the CPU"
+    np.testing.assert_allclose(np.array(cuda_out, float), np.array(cpu_out, float), rtol=rtol,
+                               atol=atol, err_msg="values differ between the CPU and CuPy paths")
+    assert (cpu_grads is None) == (cuda_grads is None), "only one path's output requires grad"
+    for cpu_g, cuda_g in zip(cpu_grads or [], cuda_grads or []):
+        np.testing.assert_allclose(cuda_g, cpu_g, rtol=rtol * 10, atol=atol,
+                                   err_msg="gradients differ between the CPU and CuPy paths")
+
+
 def check_gradcheck(fn, *arrays, second_order=True, fast_mode=False):
     """Finite-difference checks (first and second order) of fn on float64 CPU inputs (arrays or
     shapes, as for check_op); `fast_mode` checks one random direction per input."""

@@ -126,7 +126,7 @@ def test_backward_nan_from_custom_function():
         y = NanGrad.apply(x)
         with pytest.raises(RuntimeError) as info:
             y.sum().backward()
-    _assert_mentions(str(info.value), "Function 'NanGradBackward0' (op 'NanGrad') returned nan",
+    _assert_mentions(str(info.value), "Function 'NanGradBackward' (op 'NanGrad') returned nan",
                      "y = NanGrad.apply(x)")
 
 

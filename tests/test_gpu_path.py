@@ -10,7 +10,7 @@ import gc
 
 import numpy as np
 import pytest
-from helpers import train_step
+from helpers import I_CUPY, X_CUPY, check_cupy_path, train_step
 
 import gradflow as gf
 import gradflow.nn.functional as F
@@ -341,19 +341,4 @@ NEW_API = {  # this session's tensor-API ops: name -> call on (x float, i int) t
 def test_new_tensor_api_ops_run_on_the_cupy_path(fake_cuda, name):
     """Each op runs on CuPy arrays (the fake's NumPy-backed stand-in) and equals its CPU
     result; differentiable ones give the CPU's gradient too."""
-    x_np = np.array([[0.5, -1.5, 2.0], [0.25, 3.0, -0.75]], np.float32)
-    i_np = np.array([[5, -3, 8], [0, 7, -1]], np.int64)
-    results = []
-    for device in ("cpu", "cuda"):
-        x = gf.tensor(x_np, device=device, requires_grad=True)
-        out = NEW_API[name](x, gf.tensor(i_np, device=device))
-        grad = None
-        if out.requires_grad:
-            out.sum().backward()
-            grad = x.grad.tolist()
-        results.append((out.device.type, out.tolist(), grad))
-    (cpu_type, cpu_out, cpu_grad), (cuda_type, cuda_out, cuda_grad) = results
-    assert (cpu_type, cuda_type) == ("cpu", "cuda")
-    np.testing.assert_allclose(np.array(cuda_out, float), np.array(cpu_out, float), rtol=1e-6)
-    if cpu_grad is not None:
-        np.testing.assert_allclose(cuda_grad, cpu_grad, rtol=1e-6)
+    check_cupy_path(NEW_API[name], X_CUPY, I_CUPY)

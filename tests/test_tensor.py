@@ -272,3 +272,17 @@ def test_tensor_basics_match_torch():
     with pytest.raises(RuntimeError, match="__contains__ only supports Tensor or scalar"):
         "a" in gf.tensor(a)
     assert f"{gf.tensor(a)}" == str(gf.tensor(a))  # not 0-d: the tensor's own text
+
+
+def test_accelerator_names_cuda_where_it_is_usable(fake_cuda):
+    """torch.accelerator's questions: on the GPU path (the fake), CUDA and its devices."""
+    assert gf.accelerator.is_available()
+    assert gf.accelerator.current_accelerator() == gf.device("cuda")
+    assert gf.accelerator.device_count() == gf.cuda.device_count() >= 1
+
+
+def test_no_accelerator_without_cuda(monkeypatch):
+    monkeypatch.setattr(gf.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(gf.cuda, "device_count", lambda: 0)
+    assert (gf.accelerator.is_available(), gf.accelerator.current_accelerator(),
+            gf.accelerator.device_count()) == (False, None, 0)

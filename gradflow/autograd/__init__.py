@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
+from . import functional
 from .anomaly import (
     detect_anomaly,
     is_anomaly_check_nan_enabled,
@@ -10,7 +11,14 @@ from .anomaly import (
 )
 from .engine import run_backward
 from .function import Function
-from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .grad_mode import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    is_inference_mode_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 
 
@@ -43,7 +51,9 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
 
 
 __all__ = ["Function", "GradcheckError", "backward", "detect_anomaly", "enable_grad", "grad",
-           "gradcheck", "gradgradcheck", "is_anomaly_check_nan_enabled", "is_anomaly_enabled",
-           "is_grad_enabled", "no_grad", "set_detect_anomaly", "set_grad_enabled", "Tensor"]
+           "functional", "gradcheck", "gradgradcheck", "inference_mode",
+           "is_anomaly_check_nan_enabled", "is_anomaly_enabled", "is_grad_enabled",
+           "is_inference_mode_enabled", "no_grad", "set_detect_anomaly", "set_grad_enabled",
+           "Tensor"]
 
 

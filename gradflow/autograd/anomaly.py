@@ -103,7 +103,7 @@ def record_forward(node, outputs: list) -> None:
         bad = _non_finite(out.array)
         if bad:
             raise RuntimeError(
-                f"Function '{node.name()}' returned {bad} values in its {_ordinal(i)} output "
+                f"Function '{node.label()}' returned {bad} values in its {_ordinal(i)} output "
                 f"(shape {tuple(out.shape)}, dtype {out.dtype}), called at "
                 f"{_site(node.creation_trace)}")
 
@@ -124,7 +124,7 @@ def checked_backward(node, grads: list) -> tuple:
             bad = None if g is None else _non_finite(g.array)
             if bad:
                 raise RuntimeError(
-                    f"Function '{type(node).__name__}Backward0' (op '{node.name()}') returned "
+                    f"Function '{node.name()}' (op '{node.label()}') returned "
                     f"{bad} values in its {_ordinal(i)} output (the gradient of input {i}, "
                     f"shape {tuple(g.shape)}).\n{_forward_trace(node)}")
     return in_grads
@@ -132,9 +132,9 @@ def checked_backward(node, grads: list) -> tuple:
 
 def _forward_trace(node) -> str:
     if node.creation_trace is None:
-        return (f"No forward traceback for '{node.name()}': it was created with anomaly "
+        return (f"No forward traceback for '{node.label()}': it was created with anomaly "
                 "detection off.")
-    return (f"Traceback of the forward call that created '{node.name()}':\n"
+    return (f"Traceback of the forward call that created '{node.label()}':\n"
             + "".join(node.creation_trace.format()).rstrip())
 
 

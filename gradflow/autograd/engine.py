@@ -120,7 +120,7 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence, retain_graph
                     with on_device_of(g for g in grads if g is not None):  # backward's guard
                         in_grads = _node_backward(node, grads)
             except oom.error_types() as err:
-                raise oom.out_of_memory(f"{node.name()} (backward)", err) from None
+                raise oom.out_of_memory(f"{node.label()} (backward)", err) from None
             if not retain_graph:
                 node.release()
             for (child, slot), g in zip(node.next_edges, in_grads):

@@ -11,6 +11,7 @@ Backward rules are written with gradflow's own tensor ops, so running them with 
 """
 from __future__ import annotations
 
+import threading
 import weakref
 from types import MappingProxyType
 from typing import Any
@@ -34,6 +35,16 @@ FREED_MESSAGE = (
     "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
     "backward through the graph a second time or if you need to access saved tensors after "
     "calling backward.")
+
+
+class _NewNodes(threading.local):
+    """The nodes recorded while `nodes` is a list (autograd.inplace collects those of the op
+    it runs in place); None otherwise, which costs recording one check."""
+
+    nodes: list | None = None
+
+
+NEW_NODES = _NewNodes()
 
 
 class _SavedInput:
@@ -86,6 +97,7 @@ class Function:
     _array_forward = False  # Op flips this: forward returns arrays, not tensors
     saves_outputs = False  # Op subclasses whose backward needs the outputs set this
     differentiable = True  # False for ops whose outputs never require grad
+    is_view = False  # True for ops whose output is a view of their first input (or may be)
     creation_trace = None  # where user code made this node; recorded in anomaly mode only
 
     # NOTE: a node's state starts as these class-level defaults, which are immutable and which
@@ -140,8 +152,22 @@ class Function:
         self._materialize = bool(value)
 
     @classmethod
-    def name(cls) -> str:
+    def label(cls) -> str:
+        """The op's name in error messages: `add`, `conv2d`, or a custom Function's class."""
         return getattr(cls, "op_name", cls.__name__)
+
+    @classmethod
+    def name(cls) -> str:
+        """PyTorch's name for the node (`AddBackward0`; `MyFnBackward` for a custom Function)."""
+        return backward_name(cls)
+
+    @property
+    def next_functions(self) -> tuple:
+        """(node, output slot) per input, (None, 0) where no gradient flows (torch's)."""
+        return self.next_edges
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {id(self):#x}>"
 
     def pre_hooks(self, slot: int) -> dict:
         """The hooks run on the gradient of output `slot` before this node's backward
@@ -170,7 +196,7 @@ class Function:
                 flags.append(False)
         tensors = None if on_cpu else _tensors(args)
         if tensors is not None:
-            _check_same_device(cls.name(), tensors)
+            _check_same_device(cls.label(), tensors)
         ctx.needs_input_grad = needs = tuple(flags)
         record = cls.differentiable and _GRAD.enabled and any(needs)
         if cls._array_forward:
@@ -181,9 +207,9 @@ class Function:
                     with on_device_of(tensors):  # the one device guard of every op's forward
                         raw = cls.forward(ctx, *args, **kwargs)
             except oom.error_types() as err:
-                raise oom.out_of_memory(cls.name(), err) from None
+                raise oom.out_of_memory(cls.label(), err) from None
             except (ValueError, TypeError) as err:
-                raise _named_error(cls.name(), err, _tensors(args)) from None
+                raise _named_error(cls.label(), err, _tensors(args)) from None
             single = not isinstance(raw, tuple)
             outs = [_wrap_array(raw)] if single else [_wrap_array(r) for r in raw]
         else:
@@ -191,14 +217,18 @@ class Function:
                 with no_grad(), on_device_of(_tensors(args)):
                     raw = cls.forward(ctx, *args, **kwargs)
             except oom.error_types() as err:
-                raise oom.out_of_memory(cls.name(), err) from None
+                raise oom.out_of_memory(cls.label(), err) from None
             single = not isinstance(raw, tuple)
-            outs = [_fresh_output(r, cls.name()) for r in ((raw,) if single else raw)]
+            outs = [_fresh_output(r, cls.label()) for r in ((raw,) if single else raw)]
         if not single:
             ctx.num_outputs = len(outs)
+        if ctx.is_view:
+            _mark_views(ctx, args, kwargs, outs)
         if _ANOMALY.enabled:
             anomaly.record_forward(ctx, outs)
         if record:
+            if NEW_NODES.nodes is not None:
+                NEW_NODES.nodes.append(ctx)
             edges = []
             for a, need in zip(args, needs):
                 edges.append(gradient_edge(a) if need else _NO_EDGE)
@@ -259,6 +289,17 @@ class AccumulateGrad:
     def name() -> str:
         return "AccumulateGrad"
 
+    label = name
+    next_functions = ()
+
+    @property
+    def variable(self) -> Tensor:
+        """The leaf this node accumulates into (torch's AccumulateGrad.variable)."""
+        return self.tensor
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad object at {id(self):#x}>"
+
     def run_hooks(self, grad: Tensor) -> Tensor:
         hooks = self.tensor._hooks
         if not hooks:
@@ -281,6 +322,8 @@ class AccumulateGrad:
             # passes over a transposed view run strided, far slower on big layers.
             grad = grad.contiguous()
         leaf.grad = grad if leaf.grad is None else leaf.grad + grad
+        for hook in list(leaf._post_accumulate_hooks.values()):
+            hook(leaf)
 
     def release(self) -> None:
         pass
@@ -300,7 +343,10 @@ def _named_error(name: str, err: Exception, tensors: list) -> Exception:
 def gradient_edge(t: Tensor) -> tuple:
     """(node, output slot) that receives the gradient of `t`, a tensor that requires grad: its
     grad_fn's output, or a leaf's one AccumulateGrad node, shared by every op that uses the
-    leaf while any graph holds it (the leaf keeps only a weak reference)."""
+    leaf while any graph holds it (the leaf keeps only a weak reference). A view whose base
+    changed in place since its history was taken takes it again first (`retake_view`)."""
+    if t._base is not None and t._view_version != t._version_box[0]:
+        retake_view(t)
     fn = t.grad_fn
     if fn is not None:
         return (fn, t._output_nr)
@@ -310,6 +356,76 @@ def gradient_edge(t: Tensor) -> tuple:
         node = AccumulateGrad(t)
         t._accumulator_ref = weakref.ref(node)
     return (node, 0)
+
+
+def replay_view(chain: tuple, t: Tensor) -> Tensor:
+    """The view that `chain` (the view ops from a base, in order) takes of `t`."""
+    for op, args, kwargs in chain:
+        t = op.apply(t, *args, **kwargs)
+    return t
+
+
+def retake_view(view: Tensor) -> None:
+    """Take a view's history again from its base, after the base (or another view of it)
+    changed in place: the view's values now come from the base's new history, as PyTorch
+    regenerates a view's grad_fn. A view that became a leaf of its own keeps being one."""
+    view._view_version = view._version_box[0]
+    base = view._base
+    if base is None or view._view_chain is None or not base._requires_grad or (
+            view.grad_fn is None and view._requires_grad):
+        return
+    with grad_mode.enable_grad():
+        fresh = replay_view(view._view_chain, base)
+    view.grad_fn, view._output_nr = fresh.grad_fn, fresh._output_nr
+    view._requires_grad = fresh._requires_grad
+
+
+def _owner(array: Any) -> Any:
+    """The object that owns an array's memory: a NumPy view's `.base`, a CuPy array's memory
+    allocation (shared by its views, as_strided ones included)."""
+    if isinstance(array, np.ndarray):
+        base = array.base
+        return array if base is None else base
+    return array.data.mem
+
+
+def _mark_views(ctx: Function, args: tuple, kwargs: dict, outs: list) -> None:
+    """Make the outputs of a view op that share their input's memory views of its base: they
+    share its version counter and remember how they were taken from the base, so an in-place
+    op through one can rebase the base's history (autograd.inplace). Outputs of an op with
+    several (unbind, split) are views that cannot be replayed alone (chain None), as PyTorch
+    forbids in-place ops on them."""
+    src = args[0]
+    base = src if src._base is None else src._base
+    chain = src._view_chain
+    if chain is not None:
+        chain = None if len(outs) > 1 else chain + ((type(ctx), args[1:], kwargs),)
+    owner = _owner(src.array)
+    for out in outs:
+        if _owner(out.array) is owner:
+            out._base, out._version_box, out._view_chain = base, src._version_box, chain
+            out._view_version = src._version_box[0]
+
+
+# PyTorch's names for nodes whose op name does not camel-case into them
+_TORCH_NAMES = {
+    "getitem": "IndexBackward0", "matmul": "MmBackward0", "linear": "AddmmBackward0",
+    "conv2d": "ConvolutionBackward0", "batch_norm": "NativeBatchNormBackward0",
+    "max_pool2d": "MaxPool2DWithIndicesBackward0", "avg_pool2d": "AvgPool2DBackward0",
+    "adaptive_avg_pool2d": "AdaptiveAvgPool2DBackward0", "cross_entropy": "NllLossBackward0",
+    "reshape": "ViewBackward0", "to": "ToCopyBackward0", "pad": "ConstantPadNdBackward0",
+    "copy_slices": "CopySlices",
+}
+
+
+def backward_name(cls: type) -> str:
+    """PyTorch's name of a node type: `AddBackward0` for op `add`; a custom Function's class
+    name plus `Backward`."""
+    op = getattr(cls, "op_name", None)
+    if op is None:
+        return cls.__name__ + "Backward"
+    return _TORCH_NAMES.get(op) or "".join(w[:1].upper() + w[1:] for w in op.split("_")) \
+        + "Backward0"
 
 
 def _tensors(args: tuple) -> list:

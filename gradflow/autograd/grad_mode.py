@@ -1,6 +1,7 @@
-"""Whether operations record the graph: `no_grad`, `enable_grad`, `set_grad_enabled`.
+"""Whether operations record the graph: `no_grad`, `enable_grad`, `set_grad_enabled`,
+`inference_mode`.
 
-The flag is per thread, as in PyTorch, so a data-loading thread cannot switch it for the
+The flags are per thread, as in PyTorch, so a data-loading thread cannot switch them for the
 training loop.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ class _GradState(threading.local):
     """This thread's switch; `Function.apply` reads `STATE.enabled` itself, once per op."""
 
     enabled = True
+    inference = False
 
 
 STATE = _GradState()
@@ -28,9 +30,15 @@ def _set(mode: bool) -> None:
 
 
 class _GradMode:
-    """A context manager that is also a decorator, restoring the previous mode on exit."""
+    """A context manager that is also a decorator, restoring the previous mode on exit; used
+    bare (`@no_grad`) it decorates the function it is given, as torch's does."""
 
     mode: bool
+
+    def __new__(cls, orig_func=None):
+        if orig_func is None:
+            return super().__new__(cls)
+        return cls()(orig_func)
 
     def __enter__(self) -> None:
         self._prev = is_grad_enabled()
@@ -62,6 +70,9 @@ class enable_grad(_GradMode):
 class set_grad_enabled(_GradMode):
     """Switch recording on or off; takes effect at once, and restores on `with` exit."""
 
+    def __new__(cls, mode: bool):
+        return object.__new__(cls)
+
     def __init__(self, mode: bool) -> None:
         self._prev = is_grad_enabled()
         self.mode = bool(mode)
@@ -79,3 +90,47 @@ class set_grad_enabled(_GradMode):
             with set_grad_enabled(mode):
                 return fn(*args, **kwargs)
         return wrapper
+
+
+def is_inference_mode_enabled() -> bool:
+    """True inside `inference_mode()` (torch.is_inference_mode_enabled)."""
+    return STATE.inference
+
+
+class inference_mode:
+    """No graph recording, for inference (torch.inference_mode); a context manager and a
+    decorator, also bare (`@inference_mode`). `inference_mode(False)` leaves it, turning
+    recording back on, as torch does.
+
+    NOTE: unlike torch, tensors made inside are ordinary tensors, not "inference tensors":
+    they may later be saved for backward or updated in place outside the block, and
+    `enable_grad()` inside the block records the graph again (torch keeps not recording).
+    Its speed is that of no_grad, which is all gradflow's inference mode saves.
+    """
+
+    def __new__(cls, mode=True):
+        if isinstance(mode, bool) or mode is None:
+            return super().__new__(cls)
+        return cls()(mode)  # used bare, as a decorator
+
+    def __init__(self, mode: bool = True) -> None:
+        self.mode = bool(mode)
+
+    def __enter__(self) -> None:
+        self._prev = (STATE.enabled, STATE.inference)
+        STATE.enabled, STATE.inference = not self.mode, self.mode
+
+    def __exit__(self, *exc) -> None:
+        STATE.enabled, STATE.inference = self._prev
+
+    def __call__(self, fn):
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with inference_mode(mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+    def clone(self) -> "inference_mode":
+        return inference_mode(self.mode)

@@ -15,10 +15,11 @@ import numpy as np
 
 from .. import argcheck, dtypes
 from ..autograd.grad_mode import no_grad
+from ..autograd.inplace import apply_inplace
 from ..creation import rand, zeros
-from ..ops import batchnorm, softmax_xent
+from ..ops import batchnorm, elementwise, softmax_xent
 from ..ops.conv import conv2d
-from ..ops.elementwise import erf, exp, log, maximum, minimum, relu, sigmoid, tanh, where
+from ..ops.elementwise import erf, exp, log, maximum, minimum, sigmoid, tanh, where
 from ..ops.index import cat
 from ..ops.matmul import LinearProduct
 from ..ops.pad import pad
@@ -60,15 +61,35 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return out if bias is None else out + bias
 
 
-def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
-    argcheck.real("leaky_relu", "negative_slope", negative_slope)
+def _maybe_inplace(name: str, values, input: Tensor, inplace: bool, *args: Any) -> Tensor:
+    """`values(input, *args)`, written into input when `inplace` (the activations' and
+    dropout's inplace=True, an in-place op in the graph as in PyTorch)."""
+    if inplace:
+        return apply_inplace(input, name + "_", values, args)
+    return values(input, *args)
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    return _maybe_inplace("relu", elementwise.relu, input, inplace)
+
+
+def _leaky_relu(input: Tensor, negative_slope: float) -> Tensor:
     return where(input > 0, input, input * negative_slope)
 
 
-def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
-    argcheck.real("elu", "alpha", alpha)
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    argcheck.real("leaky_relu", "negative_slope", negative_slope)
+    return _maybe_inplace("leaky_relu", _leaky_relu, input, inplace, negative_slope)
+
+
+def _elu(input: Tensor, alpha: float) -> Tensor:
     # NOTE: exp is taken of min(x, 0) so the unused branch cannot overflow.
     return where(input > 0, input, (exp(minimum(input, 0.0)) - 1) * alpha)
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    argcheck.real("elu", "alpha", alpha)
+    return _maybe_inplace("elu", _elu, input, inplace, alpha)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -92,18 +113,26 @@ def softmax(input: Tensor, dim: int) -> Tensor:
     return e / e.sum(dim, keepdim=True)
 
 
-def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+def _dropped(input: Tensor, p: float, mask_shape: tuple) -> Tensor:
+    """input with elements (or whole channels, by `mask_shape`) zeroed with probability p and
+    the rest scaled by 1/(1-p): inverted dropout."""
+    if p == 1.0:
+        return input * 0.0
+    keep = rand(*mask_shape, dtype=input.dtype, device=input.device) >= p
+    return input * keep * (1.0 / (1.0 - p))
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True,
+            inplace: bool = False) -> Tensor:
     """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p)."""
     argcheck.probability("dropout", p)
     if not training or p == 0.0:
         return input
-    if p == 1.0:
-        return input * 0.0
-    keep = rand(*input.shape, dtype=input.dtype, device=input.device) >= p
-    return input * keep * (1.0 / (1.0 - p))
+    return _maybe_inplace("dropout", _dropped, input, inplace, p, tuple(input.shape))
 
 
-def dropout2d(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
     """Drop whole channels of an (N, C, H, W) or (C, H, W) input (torch's dropout2d)."""
     argcheck.probability("dropout2d", p)
     if input.ndim not in (3, 4):
@@ -112,8 +141,7 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     if not training or p == 0.0:
         return input
     mask_shape = tuple(input.shape[:-2]) + (1, 1)
-    keep = rand(*mask_shape, dtype=input.dtype, device=input.device) >= p
-    return input * keep * (1.0 / (1.0 - p)) if p < 1.0 else input * 0.0
+    return _maybe_inplace("dropout2d", _dropped, input, inplace, p, mask_shape)
 
 
 # -- normalisation ------------------------------------------------------------------------------

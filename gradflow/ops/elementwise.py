@@ -260,6 +260,58 @@ def _erfc_array(xp, x):
     return xp.where(x >= 0, erfc, 2 - erfc).astype(x.dtype, copy=False)
 
 
+# Giles' double-precision erfinv ("Approximating the erfinv function", GPU Computing Gems Jade
+# Edition, 2011): polynomials in w = -log(1 - x^2), highest power first, one per range of w.
+_ERFINV_CENTRAL = (  # w < 6.25, in w - 3.125
+    -3.6444120640178196996e-21, -1.685059138182016589e-19, 1.2858480715256400167e-18,
+    1.115787767802518096e-17, -1.333171662854620906e-16, 2.0972767875968561637e-17,
+    6.6376381343583238325e-15, -4.0545662729752068639e-14, -8.1519341976054721522e-14,
+    2.6335093153082322977e-12, -1.2975133253453532498e-11, -5.4154120542946279317e-11,
+    1.051212273321532285e-09, -4.1126339803469836976e-09, -2.9070369957882005086e-08,
+    4.2347877827932403518e-07, -1.3654692000834678645e-06, -1.3882523362786468719e-05,
+    0.0001867342080340571352, -0.00074070253416626697512, -0.0060336708714301490533,
+    0.24015818242558961693, 1.6536545626831027356)
+_ERFINV_TAIL = (  # 6.25 <= w < 16, in sqrt(w) - 3.25
+    2.2137376921775787049e-09, 9.0756561938885390979e-08, -2.7517406297064545428e-07,
+    1.8239629214389227755e-08, 1.5027403968909827627e-06, -4.013867526981545969e-06,
+    2.9234449089955446044e-06, 1.2475304481671778723e-05, -4.7318229009055733981e-05,
+    6.8284851459573175448e-05, 2.4031110387097893999e-05, -0.0003550375203628474796,
+    0.00095328937973738049703, -0.0016882755560235047313, 0.0024914420961078508066,
+    -0.0037512085075692412107, 0.005370914553590063617, 1.0052589676941592334,
+    3.0838856104922207635)
+_ERFINV_FAR_TAIL = (  # w >= 16, in sqrt(w) - 5
+    -2.7109920616438573243e-11, -2.5556418169965252055e-10, 1.5076572693500548083e-09,
+    -3.7894654401267369937e-09, 7.6157012080783393804e-09, -1.4960026627149240478e-08,
+    2.9147953450901080826e-08, -6.7711997758452339498e-08, 2.2900482228026654717e-07,
+    -9.9298272942317002539e-07, 4.5260625972231537039e-06, -1.9681778105531670567e-05,
+    7.5995277030017761139e-05, -0.00021503011930044477347, -0.00013871931833623122026,
+    1.0103004648645343977, 4.8499064014085844221)
+
+
+def _horner(coefficients: tuple, t):
+    p = coefficients[0]
+    for c in coefficients[1:]:
+        p = p * t + c
+    return p
+
+
+def _erfinv_array(xp, a):
+    """erfinv: CuPy's kernel (cupyx.scipy.special) on the GPU; on the CPU, Giles' polynomials
+    in float64, within 1e-15 (relative) of PyTorch's on (-1, 1); +-inf at +-1, NaN outside."""
+    if xp is not np:
+        from cupyx.scipy.special import erfinv
+        return erfinv(a).astype(a.dtype, copy=False)
+    x = a.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # NOTE: (1 - x)(1 + x), not 1 - x * x, which loses the digits of x near +-1
+        w = -np.log((1 - x) * (1 + x))
+        root = np.sqrt(w)
+        p = np.where(w < 6.25, _horner(_ERFINV_CENTRAL, w - 3.125),
+                     np.where(w < 16, _horner(_ERFINV_TAIL, root - 3.25),
+                              _horner(_ERFINV_FAR_TAIL, root - 5.0)))
+        return np.where(np.abs(x) == 1, x * math.inf, p * x).astype(a.dtype, copy=False)
+
+
 def _integral(function: Callable) -> Callable:
     """A rounding function (floor, ...) that returns integer arrays as they are, as torch."""
     return lambda xp, a: function(xp, a) if a.dtype.kind == "f" else a.copy()
@@ -290,6 +342,8 @@ relu = _unary("relu", lambda xp, a: xp.maximum(a, a.dtype.type(0)), lambda g, y:
               of_output=True, keeps_dtype=True)
 erf = _unary("erf", _erf_array, lambda g, x: g * (2 / math.sqrt(math.pi)) * exp(-x * x))
 erfc = _unary("erfc", _erfc_array, lambda g, x: g * (-2 / math.sqrt(math.pi)) * exp(-x * x))
+erfinv = _unary("erfinv", _erfinv_array,
+                lambda g, y: g * (math.sqrt(math.pi) / 2) * exp(y * y), of_output=True)
 tan = _unary("tan", lambda xp, a: xp.tan(a), lambda g, y: g * (1 + y * y), of_output=True)
 asin = _unary("asin", lambda xp, a: xp.arcsin(a), lambda g, x: g / sqrt(1 - x * x))
 acos = _unary("acos", lambda xp, a: xp.arccos(a), lambda g, x: -g / sqrt(1 - x * x))
@@ -698,9 +752,29 @@ def equal(a: Tensor, b: Tensor) -> bool:
 
 
 # -- public functions -------------------------------------------------------------------------
-add, sub, mul, pow, neg = Add.apply, Sub.apply, Mul.apply, Pow.apply, Neg.apply
+mul, pow, neg = Mul.apply, Pow.apply, Neg.apply
+
+
+def add(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+    """input + alpha * other (torch.add)."""
+    return Add.apply(input, other if alpha == 1 else other * alpha)
+
+
+def sub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+    """input - alpha * other (torch.sub)."""
+    return Sub.apply(input, other if alpha == 1 else other * alpha)
 maximum, minimum = Maximum.apply, Minimum.apply
-where: Callable[..., Tensor] = Where.apply  # annotated: the table rows above call it
+
+
+def where(condition: Tensor, input: Any = None, other: Any = None) -> Any:
+    """torch.where: input where condition holds, else other; with the condition alone, the
+    indices where it holds (nonzero(condition, as_tuple=True))."""
+    if input is None and other is None:
+        from .index import nonzero  # NOTE: index builds on this module
+        return nonzero(condition, as_tuple=True)
+    return Where.apply(condition, input, other)
+
+
 cast, to_device, clone = Cast.apply, ToDevice.apply, Clone.apply
 
 

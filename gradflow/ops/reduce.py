@@ -292,7 +292,7 @@ def _max_or_min(x: Tensor, dim: Any, keepdim: bool, of_two: Callable, over_axes:
         return of_two(x, dim)
     if dim is None:
         return over_axes.apply(x, axes=tuple(range(x.ndim)), keepdim=False)
-    d = normalize_dim(along_dim.name(), dim, x.ndim)
+    d = normalize_dim(along_dim.label(), dim, x.ndim)
     if x.ndim == 0:  # NOTE: PyTorch lets a 0-d tensor be its own max at index 0, still 0-d
         x, keepdim = reshape(x, (1,)), False
     values, indices = along_dim.apply(x, dim=d, keepdim=keepdim)
@@ -322,7 +322,7 @@ def amin(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
 
 
 def _extreme_index(op: type[Op], x: Tensor, dim: Any, keepdim: bool) -> Tensor:
-    d = None if dim is None else normalize_dim(op.name(), dim, x.ndim)
+    d = None if dim is None else normalize_dim(op.label(), dim, x.ndim)
     # NOTE: a 0-d tensor takes dim 0 or -1, as in PyTorch; its only index is 0.
     return op.apply(x, dim=None if x.ndim == 0 else d, keepdim=keepdim)
 

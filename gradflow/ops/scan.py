@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import namedtuple
 from typing import Any, Callable
 
+import numpy as np
+
 from .. import dtypes
 from ..autograd.function import Op
 from ..backend import array_module
@@ -100,14 +102,31 @@ def cumprod(x: Tensor, dim: Any, *, dtype: Any = None) -> Tensor:
     return _scan("cumprod", with_dtype(x, dtype), dim, lambda t, d: CumProd.apply(t, dim=d))
 
 
+def _accumulated(ufunc, a: Any, axis: int) -> Any:
+    """`ufunc.accumulate(a, axis)` (a running maximum or minimum); on CuPy, whose ufuncs
+    accumulate only add and multiply, as log2(n) whole-array steps (Hillis and Steele's scan:
+    step k combines each element with the one 2^k before it)."""
+    xp = array_module(a)
+    if xp is np:
+        return ufunc.accumulate(a, axis=axis)
+    out, n, step = a.copy(), a.shape[axis], 1
+    while step < n:
+        later = tuple(slice(step, None) if i == axis else slice(None) for i in range(a.ndim))
+        earlier = tuple(slice(None, n - step) if i == axis else slice(None)
+                        for i in range(a.ndim))
+        out[later] = ufunc(out[later], out[earlier])
+        step *= 2
+    return out
+
+
 def _running_extreme(x: Tensor, dim: int, largest: bool) -> values_indices:
     """Values and indices of the running max (min): on a tie the later index, as in PyTorch;
     the values are read from `x` at those indices, so the gradient goes to them."""
     xp, a = x._xp, x.array
     ufunc = xp.maximum if largest else xp.minimum
     positions = xp.arange(a.shape[dim]).reshape([-1 if i == dim else 1 for i in range(a.ndim)])
-    hit = a == ufunc.accumulate(a, axis=dim)
-    indices = xp.maximum.accumulate(xp.where(hit, positions, 0), axis=dim).astype(dtypes.int64)
+    hit = a == _accumulated(ufunc, a, dim)
+    indices = _accumulated(xp.maximum, xp.where(hit, positions, 0), dim).astype(dtypes.int64)
     items = tuple(Tensor._wrap(indices if i == dim else
                                xp.arange(n).reshape([-1 if j == i else 1 for j in range(a.ndim)]))
                   for i, n in enumerate(a.shape))
