@@ -72,6 +72,15 @@ def restride(target: Tensor, name: str, fn: Callable, args: tuple) -> Tensor:
     return target
 
 
+def maybe_inplace(name: str, values: Callable, input: Tensor, inplace: bool,
+                  *args: Any) -> Tensor:
+    """`values(input, *args)`, written into input when `inplace` (torch's `inplace=True` of
+    the activations and dropout)."""
+    if inplace:
+        return apply_inplace(input, name + "_", values, args)
+    return values(input, *args)
+
+
 def check_writable(target: Tensor, name: str) -> None:
     """Refuse a write into an expanded tensor, where elements share memory (as PyTorch)."""
     for size, step in zip(target.array.shape, target.array.strides):

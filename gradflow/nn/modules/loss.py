@@ -11,7 +11,7 @@ class _Loss(Module):
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         self.reduction = argcheck.choice(type(self).__name__, "reduction", reduction,
-                                        F.REDUCTIONS)
+                                        F.loss.REDUCTIONS)
 
 
 class _WeightedLoss(_Loss):
