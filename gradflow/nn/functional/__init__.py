@@ -6,15 +6,16 @@ which backend runs: the ops decide.
 """
 from __future__ import annotations
 
-from ...ops.conv import conv2d
-from ...ops.pad import pad
-from ...ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
-from . import activation, layers, loss, normalization
+from . import activation, attention, conv, distance, layers, loss, normalization, pooling, sampling
 from .activation import *  # noqa: F403
+from .attention import *  # noqa: F403
+from .conv import *  # noqa: F403
+from .distance import *  # noqa: F403
 from .layers import *  # noqa: F403
 from .loss import *  # noqa: F403
 from .normalization import *  # noqa: F403
+from .pooling import *  # noqa: F403
+from .sampling import *  # noqa: F403
 
-__all__ = (["conv2d", "pad", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
-            "adaptive_max_pool2d"]
-           + activation.__all__ + layers.__all__ + loss.__all__ + normalization.__all__)
+__all__ = [name for family in (activation, attention, conv, distance, layers, loss, normalization,
+                               pooling, sampling) for name in family.__all__]

@@ -1,16 +1,14 @@
-"""The layer classes of gradflow.nn."""
-from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, ScaledTanh, Sigmoid, Softmax, Tanh
-from .container import ModuleDict, ModuleList, Sequential
-from .conv import Conv2d
-from .dropout import Dropout, Dropout2d
-from .linear import Flatten, Identity, Linear, Maxout
-from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
-from .normalization import (
-                         BatchNorm1d,
-                         BatchNorm2d,
-                         GroupNorm,
-                         InstanceNorm2d,
-                         LayerNorm,
-                         LocalResponseNorm,
-)
-from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
+"""The layer classes of gradflow.nn, one module per family; each module's `__all__` says what
+it adds to gradflow.nn."""
+from . import activation, container, conv, dropout, linear, loss, normalization, pooling
+from .activation import *  # noqa: F403
+from .container import *  # noqa: F403
+from .conv import *  # noqa: F403
+from .dropout import *  # noqa: F403
+from .linear import *  # noqa: F403
+from .loss import *  # noqa: F403
+from .normalization import *  # noqa: F403
+from .pooling import *  # noqa: F403
+
+__all__ = [name for family in (activation, container, conv, dropout, linear, loss, normalization,
+                               pooling) for name in family.__all__]

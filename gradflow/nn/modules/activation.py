@@ -6,6 +6,9 @@ from ...tensor import Tensor
 from .. import functional as F
 from ..module import Module
 
+__all__ = ["ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "ScaledTanh", "Softmax",
+           "LogSoftmax"]
+
 
 class ReLU(Module):
     def __init__(self, inplace: bool = False) -> None:

@@ -6,6 +6,8 @@ from typing import Any, Iterable, Iterator
 
 from ..module import Module
 
+__all__ = ["Sequential", "ModuleList", "ModuleDict"]
+
 
 class Sequential(Module):
     """Calls its children in order; indexable, sliceable and appendable."""

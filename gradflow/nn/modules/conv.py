@@ -12,6 +12,8 @@ from .. import init
 from ..module import Module
 from ..parameter import Parameter
 
+__all__ = ["Conv2d"]
+
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 

@@ -6,6 +6,8 @@ from ...tensor import Tensor
 from .. import functional as F
 from ..module import Module
 
+__all__ = ["Dropout", "Dropout2d"]
+
 
 class _DropoutNd(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:

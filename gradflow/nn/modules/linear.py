@@ -12,6 +12,8 @@ from ..parameter import Parameter
 from .conv import Conv2d
 from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 
+__all__ = ["Identity", "Flatten", "Linear", "Maxout"]
+
 
 class Identity(Module):
     def __init__(self, *args, **kwargs) -> None:

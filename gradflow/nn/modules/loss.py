@@ -6,6 +6,8 @@ from ...tensor import Tensor
 from .. import functional as F
 from ..module import Module
 
+__all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss"]
+
 
 class _Loss(Module):
     def __init__(self, reduction: str = "mean") -> None:

@@ -12,6 +12,9 @@ from .. import init
 from ..module import Module
 from ..parameter import Parameter
 
+__all__ = ["BatchNorm1d", "BatchNorm2d", "InstanceNorm2d", "LayerNorm", "GroupNorm",
+           "LocalResponseNorm"]
+
 
 def _affine(module: Module, shape, affine: bool, bias: bool, device, dtype) -> None:
     """Register the learnable scale (ones) and shift (zeros), or None where absent."""

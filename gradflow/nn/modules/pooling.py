@@ -8,6 +8,8 @@ from ...ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, ma
 from ...tensor import Tensor
 from ..module import Module
 
+__all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"]
+
 
 def _check_window(owner: str, kernel_size: Any, stride: Any, padding: Any,
                   dilation: Any = 1) -> None:
