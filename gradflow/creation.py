@@ -1,5 +1,7 @@
 """Tensor factories: tensor, from_numpy, zeros/ones/full/empty, arange, linspace, eye, the
-random ones, and the *_like forms. Each takes dtype, device and requires_grad."""
+random ones, and the *_like forms. Each takes dtype, device and requires_grad; device=None
+means the default device (`set_default_device`, the CPU unless changed), except for the
+*_like forms, which keep their input's device, and from_numpy, always on the CPU."""
 from __future__ import annotations
 
 import math
@@ -12,6 +14,26 @@ from .backend import CPU, as_device, device, module_for, move_array, on_device
 from .cuda import random as cuda_random
 from .random import Generator, cpu_rng, cuda_generators
 from .tensor import Tensor
+
+_default_device: device = CPU
+
+
+def set_default_device(device: Any) -> None:
+    """Make `device` ('cpu', 'cuda', 'cuda:1', an index, None for the CPU) where factories
+    put tensors when given no device (torch.set_default_device). Unlike torch's, the setting
+    is process-wide, not per thread, and an unusable device is refused here, not at the next
+    factory call."""
+    global _default_device
+    _default_device = CPU if device is None else as_device(device)
+
+
+def get_default_device() -> device:
+    """The device factories use when given none (torch.get_default_device)."""
+    return _default_device
+
+
+def _target(dev: Any) -> device:
+    return _default_device if dev is None else as_device(dev)
 
 
 def _has_float(data: Any) -> bool:
@@ -43,7 +65,7 @@ def _nested_to_numpy(data: Any, op: str) -> np.ndarray:
 
 def to_array(data: Any, dtype: Any, dev: Any, op: str = "tensor"):
     """A fresh array on `dev` holding `data`, with PyTorch's dtype inference."""
-    target = CPU if dev is None else as_device(dev)
+    target = _target(dev)
     if isinstance(data, Tensor):
         if dev is None:
             target = data.device
@@ -86,7 +108,7 @@ def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
     if isinstance(data, Tensor) and (dtype is None or dtypes.as_dtype(dtype) == data.dtype) \
             and (device is None or as_device(device) == data.device):
         return data
-    if isinstance(data, np.ndarray) and device is None and dtype is None:
+    if isinstance(data, np.ndarray) and dtype is None and _target(device) == CPU:
         return from_numpy(data)
     return tensor(data, dtype, device)
 
@@ -117,7 +139,7 @@ def _dtype_or_default(dtype: Any) -> np.dtype:
 
 def _filled(op: str, size: tuple, value: Any, dtype: Any, device: Any,
             requires_grad: bool) -> Tensor:
-    dev = CPU if device is None else as_device(device)
+    dev = _target(device)
     if dtype is not None or value is None:
         dt = _dtype_or_default(dtype)
     else:
@@ -189,7 +211,7 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, device
     if dtype is None:
         floats = any(isinstance(v, (float, np.floating)) for v in (start, end, step))
         dtype = dtypes.get_default_dtype() if floats else dtypes.int64
-    dev = CPU if device is None else as_device(device)
+    dev = _target(device)
     with on_device(dev):
         arr = module_for(dev).arange(start, end, step, dtype=dtypes.as_dtype(dtype))
     return _finish(arr, requires_grad)
@@ -199,7 +221,7 @@ def linspace(start: float, end: float, steps: int, dtype: Any = None, device: An
              requires_grad: bool = False) -> Tensor:
     if steps < 0:
         raise ValueError(f"linspace: number of steps must be non-negative, got {steps}")
-    dev = CPU if device is None else as_device(device)
+    dev = _target(device)
     dt = _dtype_or_default(dtype)
     with on_device(dev):
         # NOTE: an integer dtype takes the float points truncated toward zero, as torch does
@@ -210,7 +232,7 @@ def linspace(start: float, end: float, steps: int, dtype: Any = None, device: An
 
 def eye(n: int, m: int | None = None, dtype: Any = None, device: Any = None,
         requires_grad: bool = False) -> Tensor:
-    dev = CPU if device is None else as_device(device)
+    dev = _target(device)
     with on_device(dev):
         arr = module_for(dev).eye(n, n if m is None else m, dtype=_dtype_or_default(dtype))
     return _finish(arr, requires_grad)
@@ -218,7 +240,7 @@ def eye(n: int, m: int | None = None, dtype: Any = None, device: Any = None,
 
 def _random(op: str, draw_cpu, draw_cuda, size: tuple, dtype: Any, device: Any,
             requires_grad: bool, generator: Generator | None) -> Tensor:
-    dev = CPU if device is None else as_device(device)
+    dev = _target(device)
     shape = _shape(op, size)
     dt = _dtype_or_default(dtype)
     if dev.type == "cpu":
@@ -276,7 +298,7 @@ def randint(low: int, high: int | None = None, size: Any = (), generator: Genera
         low, high = 0, low
     if high <= low:
         raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
-    dev = CPU if device is None else as_device(device)
+    dev = _target(device)
     shape = _shape("randint", (size,) if isinstance(size, int) else tuple(size))
     dt = dtypes.int64 if dtype is None else dtypes.as_dtype(dtype)
     if dev.type == "cpu":
@@ -292,7 +314,7 @@ def randint(low: int, high: int | None = None, size: Any = (), generator: Genera
 def randperm(n: int, generator: Generator | None = None, device: Any = None) -> Tensor:
     """A random permutation of 0..n-1 (int64)."""
     arr = cpu_rng(generator).permutation(n).astype(np.int64)
-    return Tensor._wrap(move_array(arr, CPU if device is None else as_device(device)))
+    return Tensor._wrap(move_array(arr, _target(device)))
 
 
 def _like_random(fn, x: Tensor, dtype: Any, device: Any, requires_grad: bool) -> Tensor:

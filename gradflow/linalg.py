@@ -10,6 +10,7 @@ from .ops.linalg import (
     eigvalsh,
     inv,
     matrix_norm,
+    matrix_power,
     norm,
     pinv,
     qr,
@@ -22,4 +23,5 @@ from .ops.linalg import (
 from .ops.products import linalg_cross as cross
 
 __all__ = ["LinAlgError", "cholesky", "cross", "det", "eigh", "eigvalsh", "inv", "matrix_norm",
-           "norm", "pinv", "qr", "slogdet", "solve", "svd", "svdvals", "vector_norm"]
+           "matrix_power", "norm", "pinv", "qr", "slogdet", "solve", "svd", "svdvals",
+           "vector_norm"]

@@ -1,26 +1,40 @@
-"""Checkpoints without pickle: `save(obj, path)` and `load(path, map_location=None)`, mirroring
-torch.save / torch.load for tensors and plain containers (state dicts of modules and optimizers).
+"""Checkpoints: `save(obj, f)` and `load(f, map_location=None, weights_only=None)`, mirroring
+torch.save / torch.load. `f` is a path or a binary file object (io.BytesIO, an open file).
 
-A checkpoint is an uncompressed zip archive holding
+Tensors and plain containers (state dicts of modules and optimizers) are stored without pickle,
+and loading them never runs code. A checkpoint is an uncompressed zip archive holding
   structure.json   {"format": "gradflow.checkpoint", "version": 1,
                     "tensors": [{"dtype", "shape", "device", "requires_grad"}, ...],
                     "root": the object, encoded as below}
   tensors/<i>.npy  tensor i, written from a host copy with np.save(allow_pickle=False)
 In "root", JSON scalars and lists stand for themselves; every dict is {"__dict__": [[key, value],
 ...]} (key order and key types survive), a tuple is {"__tuple__": [...]}, and a tensor is
-{"__tensor__": i}. Loading never runs code: it parses JSON and .npy headers (as literals),
-reads only the members it expects by exact name, checks each member's size against its declared
-shape before allocating, and refuses object arrays and duplicate, encrypted or symlink members;
-every way a file can be wrong raises CheckpointError. Saving is atomic: a temp file in the
-target's directory is fsynced and then renamed over the target, so a crash leaves the previous
-checkpoint intact.
+{"__tensor__": i}. Loading parses JSON and .npy headers (as literals), reads only the members
+it expects by exact name, checks each member's size against its declared shape before
+allocating, and refuses object arrays and duplicate, encrypted or symlink members; every way a
+file can be wrong raises CheckpointError.
+
+Anything else (a whole module, an optimizer, an instance of your own class, a set) is pickled,
+as torch.save does. Version 2 of the format adds {"pickle": "data.pkl", "pickled": the first
+object that needed it, as "type at path"} to the structure and the member data.pkl; tensors
+are still .npy members, referenced from the pickle by persistent id (index, tensor class), so
+map_location applies to them. `load` unpickles only with `weights_only=False`, which trusts the
+file: unpickling runs whatever code the file names. The default (`weights_only=None`, meaning
+True, as torch 2.6+) refuses such a file with WeightsOnlyError before reading its pickle. A
+checkpoint that needs no pickle is still written as version 1, which older gradflow reads.
+
+Saving to a path is atomic: a temp file in the target's directory is fsynced and then renamed
+over the target, so a crash leaves the previous checkpoint intact. A file object is written in
+place, from its current position.
 """
 from __future__ import annotations
 
 import ast
+import io
 import json
 import math
 import os
+import pickle
 import stat
 import struct
 import tempfile
@@ -34,8 +48,10 @@ from .backend import CPU, as_device, cuda_available, device, move_array
 from .tensor import Tensor
 
 FORMAT = "gradflow.checkpoint"
-VERSION = 1
+VERSION = 2  # what this gradflow reads; a checkpoint with no pickled part is written as 1
+_PLAIN_VERSION = 1
 _STRUCTURE = "structure.json"
+_PICKLE = "data.pkl"
 _DTYPES = {str(dt): dt for dt in dtypes.SUPPORTED}
 _SCALARS = (str, int, float, bool, type(None))
 _CHUNK = 1 << 24
@@ -51,25 +67,49 @@ class CheckpointError(ValueError):
     """A file that is not a readable gradflow checkpoint (foreign, corrupt or hostile)."""
 
 
+class WeightsOnlyError(CheckpointError, pickle.UnpicklingError):
+    """A checkpoint holding pickled objects, loaded with weights_only=True (the default). Also a
+    pickle.UnpicklingError, the type torch.load raises for it."""
+
+
+class _NotPlain(TypeError):
+    """An object that the pickle-free encoding cannot store; `save` pickles the object then."""
+
+    def __init__(self, message: str, obj: Any, where: str) -> None:
+        super().__init__(message)
+        self.found = f"{_type_name(obj)} at {_where(where)}"
+
+
 # -- save -------------------------------------------------------------------------------------
-def save(obj: Any, path: str | os.PathLike) -> None:
-    """Write `obj` (tensors, dicts, lists, tuples, str, int, float, bool, None) to `path`
-    atomically (torch.save). NumPy scalars are stored as the equivalent Python numbers."""
-    path = _fspath("save", path)
+def save(obj: Any, f: str | os.PathLike | IO[bytes], pickle_protocol: int = 2) -> None:
+    """Write `obj` to the path or binary file object `f` (torch.save). Tensors, dicts, lists,
+    tuples, str, int, float, bool and None are stored without pickle (NumPy scalars as the
+    equivalent Python numbers); anything else is pickled with `pickle_protocol`, its tensors
+    still stored as arrays, and loads only with weights_only=False."""
     tensors: list[Tensor] = []
-    root = _encode(obj, "", tensors, {}, set())
-    meta = [{"dtype": str(t.dtype), "shape": list(t.shape), "device": str(t.device),
-             "requires_grad": bool(t.requires_grad)} for t in tensors]
-    structure = json.dumps({"format": FORMAT, "version": VERSION, "tensors": meta, "root": root})
+    try:
+        root = _encode(obj, "", tensors, {}, set())
+        doc: dict = {"format": FORMAT, "version": _PLAIN_VERSION}
+        pickled = None
+    except _NotPlain as why:
+        tensors = []
+        pickled = _pickled(obj, tensors, pickle_protocol, why)
+        root = None
+        doc = {"format": FORMAT, "version": VERSION, "pickle": _PICKLE, "pickled": why.found}
+    doc["tensors"] = [{"dtype": str(t.dtype), "shape": list(t.shape), "device": str(t.device),
+                       "requires_grad": bool(t.requires_grad)} for t in tensors]
+    doc["root"] = root
+    structure = json.dumps(doc)
+    if hasattr(f, "write"):
+        _write_archive(f, structure, pickled, tensors)  # type: ignore[arg-type]
+        return
+    path = _fspath("save", f)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
                                suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
-                zf.writestr(_STRUCTURE, structure)
-                for i, t in enumerate(tensors):
-                    _write_array(zf, f"tensors/{i}.npy", move_array(t.detach().array, CPU))
+            _write_archive(fh, structure, pickled, tensors)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, _file_mode(path))
@@ -81,6 +121,45 @@ def save(obj: Any, path: str | os.PathLike) -> None:
             pass
         raise
     _fsync_dir(directory)
+
+
+def _write_archive(fh: IO[bytes], structure: str, pickled: bytes | None, tensors: list) -> None:
+    with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr(_STRUCTURE, structure)
+        if pickled is not None:
+            zf.writestr(_PICKLE, pickled)
+        for i, t in enumerate(tensors):
+            _write_array(zf, f"tensors/{i}.npy", move_array(t.detach().array, CPU))
+
+
+def _type_name(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+class _TensorPickler(pickle.Pickler):
+    """Pickles every tensor as a persistent id (index into `tensors`, class) so its array goes
+    to its own .npy member and shared tensors stay shared."""
+
+    def __init__(self, fh: IO[bytes], protocol: int, tensors: list) -> None:
+        super().__init__(fh, protocol)
+        self.tensors, self.index = tensors, {}  # type: ignore[var-annotated]
+
+    def persistent_id(self, obj: Any) -> Any:
+        if not isinstance(obj, Tensor):
+            return None
+        if id(obj) not in self.index:
+            self.index[id(obj)] = len(self.tensors)
+            self.tensors.append(obj)
+        return ("tensor", self.index[id(obj)], type(obj))
+
+
+def _pickled(obj: Any, tensors: list, protocol: int, why: _NotPlain) -> bytes:
+    buf = io.BytesIO()
+    try:
+        _TensorPickler(buf, protocol, tensors).dump(obj)
+    except (pickle.PicklingError, TypeError, AttributeError) as err:
+        raise TypeError(f"{why}; pickling it failed too ({type(err).__name__}: {err})") from None
+    return buf.getvalue()
 
 
 def _write_array(zf: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
@@ -101,20 +180,20 @@ def _encode(obj: Any, where: str, tensors: list, index: dict, active: set) -> An
         return obj.item()
     if isinstance(obj, (int, float)):  # subclasses such as IntEnum store their value
         return int(obj) if isinstance(obj, int) else float(obj)
-    if not isinstance(obj, (dict, list, tuple)):
-        raise TypeError(f"save: cannot store object of type {type(obj).__name__} at "
-                        f"{_where(where)}; supported: Tensor, dict, list, tuple, str, int, "
-                        "float, bool, None")
+    if type(obj) not in (dict, list, tuple) and not isinstance(obj, dict):
+        raise _NotPlain(f"save: cannot store object of type {type(obj).__name__} at "
+                        f"{_where(where)} without pickle; stored so: Tensor, dict, list, "
+                        "tuple, str, int, float, bool, None", obj, where)
     if id(obj) in active:
-        raise ValueError(f"save: reference cycle at {_where(where)}")
+        raise _NotPlain(f"save: reference cycle at {_where(where)}", obj, where)
     active.add(id(obj))
     if isinstance(obj, dict):
         pairs = []
         for key, value in obj.items():
             if not isinstance(key, _SCALARS):
-                raise TypeError(f"save: cannot store dict key {key!r} of type "
+                raise _NotPlain(f"save: cannot store dict key {key!r} of type "
                                 f"{type(key).__name__} at {_where(where)}; keys must be str, "
-                                "int, float, bool or None")
+                                "int, float, bool or None", key, where)
             key = _encode(key, where, tensors, index, active)
             pairs.append([key, _encode(value, f"{where}[{key!r}]", tensors, index, active)])
         out: dict[str, list] | list = {"__dict__": pairs}
@@ -154,23 +233,50 @@ def _fsync_dir(directory: str) -> None:
 
 
 # -- load -------------------------------------------------------------------------------------
-def load(path: str | os.PathLike, map_location: Any = None) -> Any:
-    """Read a checkpoint written by `save` (torch.load). Tensors return to the device they were
-    saved from unless `map_location` says otherwise: 'cpu', 'cuda', 'cuda:N', a gradflow.device,
-    or a dict mapping saved device strings to targets ({'cuda:0': 'cpu'})."""
-    path = _fspath("load", path)
+def load(f: str | os.PathLike | IO[bytes], map_location: Any = None,
+         weights_only: bool | None = None) -> Any:
+    """Read a checkpoint written by `save` from a path or binary file object (torch.load).
+
+    Tensors return to the device they were saved from unless `map_location` says otherwise:
+    'cpu', 'cuda', 'cuda:N', a gradflow.device, a dict from saved device strings to targets
+    ({'cuda:1': 'cuda:0'}; devices not named stay), or a callable `(tensor, location)`, given
+    each tensor loaded on the CPU and the device string it was saved from, that returns the
+    tensor to use (moved as it likes) or None for the saved device (torch's callable gets a
+    storage). `weights_only=None` means True: a checkpoint of pickled objects is refused with
+    WeightsOnlyError; `weights_only=False` unpickles it, which runs code named by the file, so
+    pass it only for files you trust. gradflow reads neither torch.save files nor raw pickles.
+    """
     relocate = _relocator(map_location)
+    if weights_only is None:
+        weights_only = True
+    if hasattr(f, "read"):
+        name = getattr(f, "name", None)
+        name = repr(name) if isinstance(name, str) else f"<{type(f).__name__}>"
+        fh = f if _seekable(f) else io.BytesIO(f.read())  # type: ignore[union-attr]
+        return _load_from(fh, name, relocate, weights_only)  # type: ignore[arg-type]
+    path = _fspath("load", f)
     with open(path, "rb") as fh:
-        head = fh.read(4)
-        size = os.fstat(fh.fileno()).st_size
-        if head != b"PK\x03\x04":
-            raise CheckpointError(f"load: {path!r} is not a gradflow checkpoint ({_sniff(head)})")
-        fh.seek(0)
-        try:
-            with zipfile.ZipFile(fh) as zf:
-                return _Reader(path, zf, size, relocate).run()
-        except _CORRUPT as err:
-            raise CheckpointError(f"load: {path!r} is truncated or corrupt: {err}") from None
+        return _load_from(fh, repr(path), relocate, weights_only)
+
+
+def _seekable(f: Any) -> bool:
+    try:
+        return bool(f.seekable()) and f.tell() == 0
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _load_from(fh: IO[bytes], name: str, relocate: Callable, weights_only: bool) -> Any:
+    head = fh.read(4)
+    size = fh.seek(0, os.SEEK_END)
+    if head != b"PK\x03\x04":
+        raise CheckpointError(f"load: {name} is not a gradflow checkpoint ({_sniff(head)})")
+    fh.seek(0)
+    try:
+        with zipfile.ZipFile(fh) as zf:
+            return _Reader(name, zf, size, relocate, weights_only).run()
+    except _CORRUPT as err:
+        raise CheckpointError(f"load: {name} is truncated or corrupt: {err}") from None
 
 
 def _sniff(head: bytes) -> str:
@@ -182,14 +288,15 @@ def _sniff(head: bytes) -> str:
 
 
 class _Reader:
-    def __init__(self, path: str, zf: zipfile.ZipFile, size: int,
-                 relocate: Callable[[str], device]) -> None:
-        self.path, self.zf, self.size, self.relocate = path, zf, size, relocate
+    def __init__(self, name: str, zf: zipfile.ZipFile, size: int, relocate: Callable,
+                 weights_only: bool) -> None:
+        self.path, self.zf, self.size, self.relocate = name, zf, size, relocate
+        self.weights_only = weights_only
         self.tensors: dict[int, Tensor] = {}
         self.meta: list = []  # the structure's "tensors" list, read by run()
 
     def fail(self, what: str) -> CheckpointError:
-        return CheckpointError(f"load: {self.path!r}: {what}")
+        return CheckpointError(f"load: {self.path}: {what}")
 
     def run(self) -> Any:
         listed = self.zf.namelist()
@@ -200,7 +307,7 @@ class _Reader:
         if _STRUCTURE not in names:
             kind = ("it looks like a PyTorch checkpoint"
                     if any(n.endswith("data.pkl") for n in names) else f"it has no {_STRUCTURE}")
-            raise CheckpointError(f"load: {self.path!r} is not a gradflow checkpoint ({kind})")
+            raise CheckpointError(f"load: {self.path} is not a gradflow checkpoint ({kind})")
         try:
             _, fh = self.member(_STRUCTURE)
             with fh:
@@ -210,7 +317,7 @@ class _Reader:
         except ValueError as err:  # bad UTF-8, bad JSON, or an integer too long to convert
             raise self.fail(f"{_STRUCTURE} is not valid JSON ({err})") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise CheckpointError(f"load: {self.path!r} is not a gradflow checkpoint "
+            raise CheckpointError(f"load: {self.path} is not a gradflow checkpoint "
                                   f"({_STRUCTURE} has no format marker {FORMAT!r})")
         version = doc.get("version")
         if not _is_int(version) or version < 1:
@@ -222,10 +329,46 @@ class _Reader:
         if not isinstance(meta, list) or "root" not in doc:
             raise self.fail(f"{_STRUCTURE} lacks the 'tensors' list or the 'root' entry")
         self.meta = meta
+        if "pickle" in doc:
+            return self.unpickle(doc)
         try:
             return self.decode(doc["root"], "")
         except RecursionError:
             raise self.fail(f"{_STRUCTURE} is nested too deeply") from None
+
+    def unpickle(self, doc: dict) -> Any:
+        """The pickled object of a version 2 checkpoint, if the caller trusts the file."""
+        found = doc.get("pickled")
+        what = "pickled Python objects" + (f" (first {found[:200]})" if isinstance(found, str)
+                                           else "")
+        if self.weights_only:
+            raise WeightsOnlyError(
+                f"Weights only load failed: load: {self.path} holds {what}, and unpickling "
+                "runs code named by the file, so weights_only=True (the default) refuses it. "
+                "If you trust the source of the file, load it with weights_only=False; "
+                "checkpoints of tensors and plain containers (state_dicts) load without it.")
+        if doc.get("pickle") != _PICKLE:
+            raise self.fail(f"bad pickle member name {doc.get('pickle')!r}")
+        _, fh = self.member(_PICKLE)
+        with fh:
+            unpickler = pickle.Unpickler(fh)
+            unpickler.persistent_load = self.persistent_load  # type: ignore[method-assign]
+            return unpickler.load()
+
+    def persistent_load(self, pid: Any) -> Tensor:
+        if not (isinstance(pid, tuple) and len(pid) == 3 and pid[0] == "tensor"
+                and _is_int(pid[1]) and 0 <= pid[1] < len(self.meta)
+                and isinstance(pid[2], type) and issubclass(pid[2], Tensor)):
+            raise self.fail(f"bad tensor reference {str(pid)[:80]} in {_PICKLE}")
+        _, i, cls = pid
+        if i not in self.tensors:
+            t = self.tensor(i)
+            if cls is not Tensor:  # a Parameter, say: same array, its own class
+                sub = cls.__new__(cls)
+                sub._init(t.array, t.requires_grad)
+                t = sub
+            self.tensors[i] = t
+        return self.tensors[i]
 
     def member(self, name: str) -> tuple[zipfile.ZipInfo, IO[bytes]]:
         """Open a member by exact name (never a path on disk), refusing compressed, encrypted
@@ -289,16 +432,18 @@ class _Reader:
             raise self.fail(f"{name} is {dtype} but marked requires_grad; only floating point "
                             "tensors can require gradients")
         array = self.array(name, dtype, tuple(shape))
-        target = self.relocate(str(saved))
+        target = self.relocate(str(saved), array)
+        if isinstance(target, Tensor):  # a map_location callable moved it
+            return Tensor._wrap(target.detach().array, requires_grad=requires_grad)
         if target.type == "cuda":
             if not cuda_available():
                 raise RuntimeError(
-                    f"load: {self.path!r} holds a tensor saved on {saved} but CUDA is not "
+                    f"load: {self.path} holds a tensor saved on {saved} but CUDA is not "
                     "available; pass map_location='cpu' to load it on the CPU")
             try:
                 target = as_device(target)
             except RuntimeError as err:
-                raise RuntimeError(f"load: {self.path!r}: {err}; pass map_location='cpu' or "
+                raise RuntimeError(f"load: {self.path}: {err}; pass map_location='cpu' or "
                                    "'cuda:0' to choose another device") from None
             array = move_array(array, target)
         return Tensor._wrap(array, requires_grad=requires_grad)
@@ -366,18 +511,29 @@ class _Reader:
             raise self.fail(f"{name}: cannot make an array of shape {shape}: {err}") from None
 
 
-def _relocator(map_location: Any) -> Callable[[str], device]:
-    """A function from a saved device string to the device the tensor should load onto."""
+def _relocator(map_location: Any) -> Callable[[str, np.ndarray], device | Tensor]:
+    """(saved device string, host array) -> the device to load onto, or the tensor that a
+    map_location callable returned."""
     if map_location is None:
-        return device
+        return lambda saved, array: device(saved)
     if isinstance(map_location, (str, device)):
         target = device(map_location)
-        return lambda saved: target
+        return lambda saved, array: target
     if isinstance(map_location, dict):
         table = {device(k): device(v) for k, v in map_location.items()}
-        return lambda saved: table.get(device(saved), device(saved))
-    raise TypeError(f"load: map_location must be None, a device string, a gradflow.device or a "
-                    f"dict, got {type(map_location).__name__}")
+        return lambda saved, array: table.get(device(saved), device(saved))
+    if callable(map_location):
+        def call(saved: str, array: np.ndarray) -> device | Tensor:
+            out = map_location(Tensor._wrap(array), saved)
+            if out is None:
+                return device(saved)
+            if not isinstance(out, Tensor):
+                raise TypeError(f"load: map_location callable must return a Tensor or None, "
+                                f"got {type(out).__name__}")
+            return out
+        return call
+    raise TypeError(f"load: map_location must be None, a device string, a gradflow.device, a "
+                    f"dict or a callable, got {type(map_location).__name__}")
 
 
 def _is_int(value: Any) -> TypeGuard[int]:
@@ -386,6 +542,6 @@ def _is_int(value: Any) -> TypeGuard[int]:
 
 def _fspath(op: str, path: Any) -> str:
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{op}: expected a file path (str or os.PathLike), got "
-                        f"{type(path).__name__}")
+        raise TypeError(f"{op}: expected a file path (str or os.PathLike) or a binary file "
+                        f"object, got {type(path).__name__}")
     return os.fspath(path)

@@ -442,19 +442,9 @@ class Tensor:
         return (self[i] for i in range(self.array.shape[0]))
 
     def __repr__(self) -> str:
-        arr = move_array(self.array, device("cpu"))
-        body = np.array2string(arr, separator=", ", prefix="tensor(", precision=4)
-        extras = []
-        if self.device.type != "cpu":
-            extras.append(f"device='{self.device}'")
-        default = {dtypes.get_default_dtype(), dtypes.int64, dtypes.bool}
-        if self.dtype not in default or arr.size == 0:
-            extras.append(f"dtype=gradflow.{self.dtype}")
-        if self.grad_fn is not None:
-            extras.append(f"grad_fn=<{self.grad_fn.name()}>")
-        elif self.requires_grad:
-            extras.append("requires_grad=True")
-        return "tensor(" + ", ".join([body] + extras) + ")"
+        """PyTorch's text for the tensor, `str` too (gradflow.printing)."""
+        from .printing import tensor_repr
+        return tensor_repr(self)
 
     # -- in-place ops: outside the graph (optimizers, initialisers) or inside it, where the
     # -- history is rebased onto the op (autograd.inplace)
@@ -881,6 +871,55 @@ class Tensor:
     def nonzero(self, *, as_tuple=False): return ops.index.nonzero(self, as_tuple=as_tuple)
     def argwhere(self): return ops.index.argwhere(self)
 
+    # -- aliases and further elementwise and counting ops (round 2) -----------------------------
+    arccos, arccosh, arcsin, arcsinh, arctan, arctanh = acos, acosh, asin, asinh, atan, atanh
+    arctan2, negative, fix, absolute, multiply, subtract = atan2, neg, trunc, abs, mul, sub
+    divide, greater, less, greater_equal, less_equal, not_equal = div, gt, lt, ge, le, ne
+    def true_divide(self, other): return ops.elementwise.true_divide(self, other)
+    def positive(self): return ops.elementwise.positive(self)
+    def clamp_min(self, min): return ops.elementwise.clamp_min(self, min)
+    def clamp_max(self, max): return ops.elementwise.clamp_max(self, max)
+    def deg2rad(self): return ops.elementwise.deg2rad(self)
+    def rad2deg(self): return ops.elementwise.rad2deg(self)
+    def sinc(self): return ops.elementwise.sinc(self)
+    def i0(self): return ops.elementwise.i0(self)
+    def signbit(self): return ops.elementwise.signbit(self)
+    def frexp(self): return ops.elementwise.frexp(self)
+    def gcd(self, other): return ops.elementwise.gcd(self, other)
+    def lcm(self, other): return ops.elementwise.lcm(self, other)
+    def ldexp(self, other): return ops.elementwise.ldexp(self, other)
+    def float_power(self, exponent): return ops.elementwise.float_power(self, exponent)
+    def heaviside(self, values): return ops.elementwise.heaviside(self, values)
+    def fmax(self, other): return ops.elementwise.fmax(self, other)
+    def fmin(self, other): return ops.elementwise.fmin(self, other)
+    def nextafter(self, other): return ops.elementwise.nextafter(self, other)
+    def addcmul(self, tensor1, tensor2, *, value=1):
+        return ops.elementwise.addcmul(self, tensor1, tensor2, value=value)
+    def addcdiv(self, tensor1, tensor2, *, value=1):
+        return ops.elementwise.addcdiv(self, tensor1, tensor2, value=value)
+    def is_nonzero(self): return ops.elementwise.is_nonzero(self)
+    def histc(self, bins=100, min=0, max=0): return ops.counting.histc(self, bins, min, max)
+    def bincount(self, weights=None, minlength=0):
+        return ops.counting.bincount(self, weights, minlength)
+    def trace(self): return ops.products.trace(self)
+    def matrix_power(self, n): return ops.linalg.matrix_power(self, n)
+    def dist(self, other, p=2): return ops.linalg.dist(self, other, p)
+    def ravel(self): return ops.shape.ravel(self)
+    def select(self, dim, index): return ops.shape.select(self, dim, index)
+    def narrow_copy(self, dim, start, length):
+        return ops.layout.narrow_copy(self, dim, start, length)
+    def diff(self, n=1, dim=-1, prepend=None, append=None):
+        return ops.layout.diff(self, n, dim, prepend, append)
+    def index_reduce(self, dim, index, source, reduce, *, include_self=True):
+        return ops.index.index_reduce(self, dim, index, source, reduce, include_self=include_self)
+    # -- activations and softmax as methods (nn.functional) -------------------------------------
+    def softmax(self, dim, dtype=None):
+        from .nn.functional import softmax  # NOTE: nn loads after this module
+        return softmax(self, dim, dtype=dtype)
+    def log_softmax(self, dim, dtype=None):
+        from .nn.functional import log_softmax
+        return log_softmax(self, dim, dtype=dtype)
+
 
 from . import creation, ops  # noqa: E402  (they import Tensor, so they load after it)
 from .autograd import inplace  # noqa: E402
@@ -940,8 +979,12 @@ _INPLACE = """abs acos acosh asin asinh atan atan2 atanh bitwise_and bitwise_lef
     erf erfc exp exp2 expm1 floor floor_divide fmod frac hypot lerp log log10 log1p log2 logit
     mul nan_to_num neg pow reciprocal relu remainder round rsqrt sgn sigmoid sign sin sinh sqrt
     square tan tanh trunc xlogy erfinv tril triu index_add index_copy index_fill index_put
-    masked_fill masked_scatter scatter scatter_add scatter_reduce""".split()
-_INPLACE_ANY_DTYPE = "eq ne lt le gt ge logical_and logical_or logical_xor logical_not".split()
+    masked_fill masked_scatter scatter scatter_add scatter_reduce arccos arccosh arcsin arcsinh
+    arctan arctan2 arctanh negative fix absolute multiply divide subtract true_divide clamp_min
+    clamp_max deg2rad rad2deg sinc gcd lcm ldexp i0 float_power heaviside nextafter addcmul
+    addcdiv index_reduce addmm addbmm addmv baddbmm cumsum cumprod""".split()
+_INPLACE_ANY_DTYPE = """eq ne lt le gt ge logical_and logical_or logical_xor logical_not greater
+    less greater_equal less_equal not_equal""".split()
 for _name in _INPLACE:
     setattr(Tensor, _name + "_", _inplace_form(_name, False))
 for _name in _INPLACE_ANY_DTYPE:

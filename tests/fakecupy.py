@@ -22,6 +22,7 @@ Functions not defined here are NumPy's, run on unwrapped arrays (module `__getat
 """
 from __future__ import annotations
 
+import builtins
 import collections
 import contextlib
 import itertools
@@ -986,7 +987,8 @@ def __getattr__(name: str):
     if name.startswith("__"):
         raise AttributeError(name)
     value = _forward(name, getattr(np, name))
-    globals()[name] = value
+    if not hasattr(builtins, name):  # NOTE: caching max, sum, ... would shadow the built-ins here
+        globals()[name] = value
     return value
 
 

@@ -160,3 +160,21 @@ def test_dispatch_command_prints_every_op_and_writes_json(bench, tmp_path, capsy
     for r, line in zip(run["ops"], printed[1:]):
         assert line.startswith(r["op"] + " "), (r["op"], line)
     assert printed[len(run["ops"]) + 1].startswith("lenet5 forward (batch 1): gradflow ")
+
+
+def test_dataloader_benchmark_times_each_worker_count(bench, tmp_path, capsys):
+    out = tmp_path / "loader.json"
+    code = bench("dataloader").main(["--samples", "24", "--batch", "4", "--workers", "0", "2",
+                                     "--sample-ms", "0.05", "--repeats", "1",
+                                     "--json", str(out)])
+    assert code == 0
+    run = json.loads(out.read_text())
+    assert set(run) == {"environment", "settings", "notes", "rounds", "sample_ms", "rows"}
+    assert [r["num_workers"] for r in run["rows"]] == [0, 2]
+    for r in run["rows"]:
+        assert math.isfinite(r["samples_per_s"]) and r["samples_per_s"] > 0, r
+        assert math.isclose(r["ratio_vs_0"], r["samples_per_s"] / run["rows"][0]["samples_per_s"])
+    assert run["rounds"] >= 1 and run["sample_ms"] > 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("per-sample transform: ") and printed[1].split() == \
+        ["num_workers", "samples/s", "vs", "0", "workers"]

@@ -289,7 +289,7 @@ def test_conv2d_module_errors():
         Conv2d(3, 4, 3, groups=2)
     with pytest.raises(ValueError, match="padding_mode must be one of"):
         Conv2d(3, 4, 3, padding_mode="mirror")
-    with pytest.raises(RuntimeError, match="padding='same' is not supported for strided"):
+    with pytest.raises(ValueError, match="padding='same' is not supported for strided"):
         Conv2d(3, 4, 3, stride=2, padding="same")
 
 

@@ -1014,3 +1014,110 @@ def test_bundled_reports_damaged_package_data(tmp_path, monkeypatch, damage, mat
             bundled_mnist("val")
     finally:
         bundled._load_all.cache_clear()
+
+
+# -- stream datasets, stacked datasets, weighted sampling (issue 17) ---------------------------
+class Countdown(gf.utils.data.IterableDataset):
+    def __init__(self, start):
+        self.start = start
+
+    def __iter__(self):
+        return iter(range(self.start, 0, -1))
+
+    def __len__(self):
+        return self.start
+
+
+def test_iterable_and_chain_datasets_match_torch():
+    th = require_torch()
+    from gradflow.utils.data import ChainDataset, IterableDataset
+
+    class TorchCountdown(th.utils.data.IterableDataset):
+        def __init__(self, start):
+            self.start = start
+
+        def __iter__(self):
+            return iter(range(self.start, 0, -1))
+
+    chained = Countdown(3) + Countdown(2)
+    assert isinstance(chained, ChainDataset) and isinstance(chained, IterableDataset)
+    assert list(chained) == list(th.utils.data.ChainDataset([TorchCountdown(3),
+                                                              TorchCountdown(2)]))
+    assert len(chained) == 5
+    for drop_last in (False, True):
+        for prefetch in (False, True):
+            ours = DataLoader(Countdown(7), batch_size=3, drop_last=drop_last, prefetch=prefetch)
+            theirs = th.utils.data.DataLoader(TorchCountdown(7), batch_size=3,
+                                              drop_last=drop_last)
+            assert [to_numpy(b).tolist() for b in ours] == [b.tolist() for b in theirs]
+    with pytest.raises(TypeError, match="ConcatDataset does not support IterableDataset"):
+        ConcatDataset([Countdown(2)])
+    with pytest.raises(TypeError, match="ChainDataset only supports IterableDataset"):
+        list(ChainDataset([Countdown(1), [1, 2]]))
+
+
+def test_stack_dataset_matches_torch():
+    th = require_torch()
+    from gradflow.utils.data import StackDataset
+    a, b = list(range(4)), [f"s{i}" for i in range(4)]
+    for ours, theirs in ((StackDataset(a, b), th.utils.data.StackDataset(a, b)),
+                         (StackDataset(x=a, y=b), th.utils.data.StackDataset(x=a, y=b))):
+        assert len(ours) == len(theirs) == 4
+        assert [ours[i] for i in range(4)] == [theirs[i] for i in range(4)]
+    batch = next(iter(DataLoader(StackDataset(image=Records(5), idx=list(range(5))),
+                                 batch_size=5)))
+    assert list(batch) == ["image", "idx"] and to_numpy(batch["idx"]).tolist() == [0, 1, 2, 3, 4]
+    for args, kwargs, match in (((a, b[:3]), {}, "size mismatch"), ((), {}, "at least one"),
+                                ((a,), {"y": b}, "both types are given")):
+        with pytest.raises(ValueError):
+            th.utils.data.StackDataset(*args, **kwargs)
+        with pytest.raises(ValueError, match=match):
+            StackDataset(*args, **kwargs)
+
+
+def test_weighted_random_sampler():
+    th = require_torch()
+    from gradflow.utils.data import WeightedRandomSampler
+    weights = [0.0, 1.0, 3.0, 0.0, 4.0]
+    g = gf.Generator().manual_seed(0)
+    draws = list(WeightedRandomSampler(weights, 8000, generator=g))
+    assert len(draws) == 8000 and set(draws) == {1, 2, 4}
+    freq = np.bincount(draws, minlength=5) / 8000
+    np.testing.assert_allclose(freq, np.array(weights) / 8, atol=0.02)
+    once = list(WeightedRandomSampler(gf.tensor(weights), 3, replacement=False, generator=g))
+    assert sorted(once) == [1, 2, 4]
+    first = list(WeightedRandomSampler(weights, 20, generator=gf.Generator().manual_seed(3)))
+    assert first == list(WeightedRandomSampler(weights, 20,
+                                               generator=gf.Generator().manual_seed(3)))
+    assert len(WeightedRandomSampler(weights, 20)) == 20
+    for args, kwargs in (((weights, 0), {}), ((weights, 2), {"replacement": 1}),
+                         (([[1.0, 2.0]], 2), {})):
+        with pytest.raises(ValueError):
+            th.utils.data.WeightedRandomSampler(*args, **kwargs)
+        with pytest.raises(ValueError, match="WeightedRandomSampler"):
+            WeightedRandomSampler(*args, **kwargs)
+    for bad, n in (([1.0, -1.0], 1), ([0.0, 0.0], 1), ([1.0, 0.0], 3)):
+        with pytest.raises(RuntimeError):
+            list(th.utils.data.WeightedRandomSampler(bad, n, replacement=n == 1))
+        with pytest.raises(RuntimeError, match="WeightedRandomSampler"):
+            list(WeightedRandomSampler(bad, n, replacement=n == 1))
+    # without replacement, zero weights come last, once the others are used up (as torch)
+    for lib in (gf, th):
+        drawn = list(lib.utils.data.WeightedRandomSampler([0.0, 2.0, 0.0, 1.0], 4,
+                                                          replacement=False))
+        assert sorted(drawn[:2]) == [1, 3] and sorted(drawn[2:]) == [0, 2], lib.__name__
+    with pytest.raises(TypeError, match="replacement should be a boolean"):
+        RandomSampler([1, 2], replacement="yes")
+
+
+def test_default_collate_nested_matches_torch():
+    th = require_torch()
+    Pair = collections.namedtuple("Pair", "image meta")
+    samples = [Pair(np.full((2, 2), i, np.float32),
+                    {"id": i, "scale": (np.float64(i / 2), 2 * i), "name": f"n{i}"})
+               for i in range(3)]
+    ours, theirs = default_collate(samples), th.utils.data.default_collate(samples)
+    assert isinstance(ours, Pair) and isinstance(ours.meta["scale"], list)
+    assert ours.meta["name"] == theirs.meta["name"] == ["n0", "n1", "n2"]
+    ours.meta.pop("name"), theirs.meta.pop("name")
+    assert_same_batch(ours, theirs)

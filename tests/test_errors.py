@@ -251,7 +251,7 @@ BAD_ARGUMENTS = [
     (lambda: nn.Conv2d(-3, 4, 3), ValueError, "Conv2d", "in_channels", "-3"),
     (lambda: nn.Conv2d(3, 4, 3, padding_mode="mirror"), ValueError, "Conv2d", "padding_mode",
      "'mirror'"),
-    (lambda: nn.Conv2d(3, 4, 3, padding="full"), ValueError, "conv2d", "padding", "'full'"),
+    (lambda: nn.Conv2d(3, 4, 3, padding="full"), ValueError, "Conv2d", "padding", "'full'"),
     (lambda: nn.MaxPool2d(0), RuntimeError, "MaxPool2d", "kernel_size", "0"),
     (lambda: nn.MaxPool2d(2, stride=0), RuntimeError, "MaxPool2d", "stride", "0"),
     (lambda: nn.MaxPool2d(2, padding=-1), RuntimeError, "MaxPool2d", "padding", "-1"),

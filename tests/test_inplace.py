@@ -194,6 +194,12 @@ BINARY_FORMS = ["atan2", "copysign", "div", "eq", "fmod", "ge", "gt", "hypot", "
                 "mul", "ne", "pow", "remainder", "xlogy"]
 
 
+UNARY_FORMS += ["arccos", "arcsin", "arctan", "negative", "fix",
+                "absolute", "deg2rad", "rad2deg", "sinc", "i0"]
+BINARY_FORMS += ["arctan2", "multiply", "divide", "subtract", "true_divide", "float_power",
+                 "greater", "less", "greater_equal", "less_equal", "not_equal"]
+
+
 @pytest.mark.parametrize("name", UNARY_FORMS)
 def test_unary_inplace_forms_match_torch(name):
     arg = np.abs(data(3, 5, kind="unit")) + 0.1
@@ -218,6 +224,21 @@ def test_other_inplace_forms_match_torch():
     check_op(lambda L, i: i.bitwise_and_(6).bitwise_or_(1).bitwise_xor_(3).bitwise_not_(), ints)
     check_op(lambda L, i: (i * 1).bitwise_left_shift_(2).bitwise_right_shift_(1), ints)
     check_op(lambda L, i: (i * 1).floor_divide_(3), ints)
+    check_op(lambda L, i: (i * 1).gcd_(i + 4).lcm_(i * 0 + 6), ints)
+    check_op(lambda L, x: (x * 1).clamp_min_(0.1).clamp_max_(0.9), a)
+    check_op(lambda L, x, y, z: (x * 1).addcmul_(y, z, value=0.5).addcdiv_(y, z, value=2), a,
+             b, c)
+    check_op(lambda L, x: (x * 1).cumsum_(1).cumprod_(0), a)
+    # NOTE: torch has no derivative of these in place (nor of asinh_, atanh_)
+    check_op(lambda L, x, y: (x.detach() * 1).ldexp_(L.tensor([[1, 2, 0, 3, 1]]))
+             .heaviside_(y.detach()).nextafter_(y.detach()).arcsinh_().arctanh_(), a * 0.2, b)
+    check_op(lambda L, x, y, z: (x[:, :3] * 1).addmm_(y[:, :2], z[:2, :3].t().t(), beta=0.5),
+             a, b, b)
+    check_op(lambda L, x, y: (x[0, :3] * 1).addmv_(y[:, :3].t(), y[:, 0], alpha=2), a, b)
+    check_op(lambda L, x, y: (x[:2, :2].reshape(1, 2, 2) * 1).baddbmm_(
+        y[:2, :3].reshape(1, 2, 3), y[:, :2].reshape(1, 3, 2)), a, b)
+    check_op(lambda L, x, y: (x[:2, :2] * 1).addbmm_(y[:2, :3].reshape(1, 2, 3),
+                                                    y[:, :2].reshape(1, 3, 2)), a, b)
     # NOTE: on floats that require grad, torch's logical_*_ leave the history as it was (no
     # derivative formula); on tensors without one both write 1 and 0 in the tensor's dtype
     check_op(lambda L, i: i.float().logical_and_(i > 0).logical_or_(i < -1).logical_xor_(i)

@@ -137,6 +137,36 @@ CASES += [  # the sorting, layout, indexing and linear-algebra functions
     ("svd", lambda L, a, **o: L.svd(a, **o), [np.diag([3.0, 2.0, 0.5])]),
     ("slogdet", lambda L, a, **o: L.slogdet(a, **o), [SPD]),
 ]
+EDGES = np.array([0.6, 0.9, 1.2])
+CASES += [  # the aliases and further elementwise and counting functions
+    ("true_divide", lambda L, a, b, **o: L.true_divide(a, b, **o), [ANY, POS]),
+    ("clamp_min", lambda L, a, **o: L.clamp_min(a, 0.2, **o), [ANY]),
+    ("clamp_max", lambda L, a, **o: L.clamp_max(a, 0.2, **o), [ANY]),
+    ("deg2rad", lambda L, a, **o: L.deg2rad(a, **o), [ANY]),
+    ("rad2deg", lambda L, a, **o: L.rad2deg(a, **o), [ANY]),
+    ("sinc", lambda L, a, **o: L.sinc(a, **o), [ANY]),
+    ("gcd", lambda L, a, b, **o: L.gcd(a, b, **o), [INTS, SHIFTS]),
+    ("lcm", lambda L, a, b, **o: L.lcm(a, b, **o), [INTS, SHIFTS]),
+    ("ldexp", lambda L, a, b, **o: L.ldexp(a, b, **o), [ANY, SHIFTS]),
+    ("i0", lambda L, a, **o: L.i0(a, **o), [ANY]),
+    ("float_power", lambda L, a, **o: L.float_power(a, 2, **o), [ANY]),
+    ("signbit", lambda L, a, **o: L.signbit(a, **o), [ANY]),
+    ("heaviside", lambda L, a, b, **o: L.heaviside(a, b, **o), [ANY, ROW]),
+    ("fmax", lambda L, a, b, **o: L.fmax(a, b, **o), [INFS, np.full((2, 3), 0.5)]),
+    ("fmin", lambda L, a, b, **o: L.fmin(a, b, **o), [ANY, ROW]),
+    ("nextafter", lambda L, a, b, **o: L.nextafter(a, b, **o), [ANY, ROW]),
+    ("addcmul", lambda L, a, b, c, **o: L.addcmul(a, b, c, value=2, **o), [ANY, POS, ROW]),
+    ("addcdiv", lambda L, a, b, c, **o: L.addcdiv(a, b, c, value=2, **o), [ANY, ROW, POS]),
+    ("diff", lambda L, a, **o: L.diff(a, **o), [ANY]),
+    ("histc", lambda L, a, **o: L.histc(a, 5, **o), [ANY]),
+    ("bucketize", lambda L, a, e, **o: L.bucketize(a, e, **o), [POS, EDGES]),
+    ("searchsorted", lambda L, e, a, **o: L.searchsorted(e, a, **o), [EDGES, POS]),
+    ("matrix_power", lambda L, a, **o: L.matrix_power(a, 3, **o), [SQUARE]),
+    ("narrow_copy", lambda L, a, **o: L.narrow_copy(a, 1, 1, 2, **o), [ANY]),
+    ("index_reduce", lambda L, a, i, b, **o: L.index_reduce(a, 0, i, b, "prod", **o),
+     [ANY, ROWS, POS[:2]]),
+    ("frexp", lambda L, a, **o: L.frexp(a, **o), [ANY]),
+]
 CASE_IDS = [c[0] for c in CASES]
 
 
@@ -185,6 +215,7 @@ TORCH_WARNS_OTHERWISE = {
     "kthvalue": "torch names the shapes with the reduced dimension kept (its inner keepdim)",
     "mode": "torch names the shapes with the reduced dimension kept (its inner keepdim)",
     "addbmm": "torch resizes addbmm's out silently",
+    "narrow_copy": "torch resizes narrow_copy's out silently",
 }
 
 

@@ -14,67 +14,18 @@ import random
 
 import numpy as np
 import pytest
-from helpers import require_torch, to_numpy
+from helpers import require_torch
+from tutorials import Steps, compare
 
 import gradflow as gf
 
 th = require_torch()
 
-STEPS = {}
-
-
-def step(fn):
-    STEPS[fn.__name__] = fn
-    return fn
-
-
-class Shown:
-    """What a step shows (the tutorials print it): label -> value, in order."""
-
-    def __init__(self) -> None:
-        self.items = []
-
-    def __call__(self, label, value, random=False, rtol=1e-6):
-        self.items.append((label, self._plain(value), random, rtol))
-
-    def _plain(self, value):
-        if isinstance(value, (gf.Tensor, th.Tensor)):
-            # NOTE: a copy: both libraries' numpy() share memory with later in-place changes
-            return ("tensor", np.array(to_numpy(value)), str(value.dtype).split(".")[-1])
-        if isinstance(value, (th.Size, gf.Size)):
-            return ("size", tuple(value))
-        if isinstance(value, (th.device, gf.device)):
-            return ("device", str(value))
-        if isinstance(value, (bool, str)) or value is None:
-            return value
-        if isinstance(value, (int, float)):
-            return ("number", float(value))
-        if isinstance(value, np.ndarray):
-            return ("array", value.copy())
-        if isinstance(value, list):
-            return ("array", np.array(value, dtype=float))
-        return (type(value).__name__, str(value))
-
-
-def compare(got: Shown, want: Shown) -> None:
-    assert [g[0] for g in got.items] == [w[0] for w in want.items], "different steps shown"
-    for (label, g, _, _), (_, w, is_random, rtol) in zip(got.items, want.items):
-        if isinstance(w, tuple) and w[0] in ("tensor", "array", "number"):
-            assert g[0] == w[0], f"{label}: gradflow shows a {g[0]}, torch a {w[0]}"
-            if w[0] == "tensor":
-                assert g[2] == w[2], f"{label}: dtype {g[2]} vs torch's {w[2]}"
-            gv, wv = np.asarray(g[1]), np.asarray(w[1])
-            assert gv.shape == wv.shape, f"{label}: shape {gv.shape} vs torch's {wv.shape}"
-            if not is_random:
-                atol = 1e-6 if rtol <= 1e-6 else rtol * 0.1  # loosened rtol: near-zero values too
-                np.testing.assert_allclose(gv, wv, rtol=rtol, atol=atol,
-                                           err_msg=f"{label} differs from PyTorch")
-        else:
-            assert g == w, f"{label}: gradflow shows {g!r}, torch {w!r}"
+STEPS = Steps()
 
 
 # -- 60-minute blitz and Learn the Basics: Tensors ------------------------------------------------
-@step
+@STEPS.step
 def tensors_initializing(torch, show):
     data = [[1, 2], [3, 4]]
     x_data = torch.tensor(data)  # straight from data; the dtype is inferred
@@ -95,7 +46,7 @@ def tensors_initializing(torch, show):
     show("Zeros Tensor", zeros_tensor)
 
 
-@step
+@STEPS.step
 def tensors_attributes(torch, show):
     tensor = torch.rand(3, 4)
     show("Shape of tensor", tensor.shape)
@@ -103,7 +54,7 @@ def tensors_attributes(torch, show):
     show("Device tensor is stored on", tensor.device)
 
 
-@step
+@STEPS.step
 def tensors_move_to_accelerator(torch, show):
     """Learn the Basics moves the tensor to the current accelerator when there is one."""
     tensor = torch.rand(3, 4)
@@ -112,7 +63,7 @@ def tensors_move_to_accelerator(torch, show):
     show("on an accelerator", tensor.device.type != "cpu")
 
 
-@step
+@STEPS.step
 def tensors_move_to_cuda(torch, show):
     """The blitz's version of the same step."""
     tensor = torch.rand(3, 4)
@@ -121,7 +72,7 @@ def tensors_move_to_cuda(torch, show):
     show("Device tensor is stored on", tensor.device.type)
 
 
-@step
+@STEPS.step
 def tensors_indexing_and_slicing(torch, show):
     tensor = torch.ones(4, 4)
     show("First row", tensor[0])
@@ -131,7 +82,7 @@ def tensors_indexing_and_slicing(torch, show):
     show("tensor", tensor)
 
 
-@step
+@STEPS.step
 def tensors_joining(torch, show):
     tensor = torch.tensor(np.arange(16.0).reshape(4, 4), dtype=torch.float)
     t1 = torch.cat([tensor, tensor, tensor], dim=1)
@@ -139,7 +90,7 @@ def tensors_joining(torch, show):
     show("stacked", torch.stack([tensor, tensor]).shape)
 
 
-@step
+@STEPS.step
 def tensors_arithmetic(torch, show):
     tensor = torch.tensor(np.random.default_rng(0).random((4, 4)), dtype=torch.float)
     # three ways to a matrix product; y1, y2 and y3 end up equal
@@ -160,7 +111,7 @@ def tensors_arithmetic(torch, show):
     show("z3", z3)
 
 
-@step
+@STEPS.step
 def tensors_blitz_multiplying(torch, show):
     tensor = torch.tensor(np.arange(1.0, 10.0).reshape(3, 3), dtype=torch.float)
     show("tensor.mul(tensor)", tensor.mul(tensor))
@@ -169,7 +120,7 @@ def tensors_blitz_multiplying(torch, show):
     show("tensor @ tensor.T", tensor @ tensor.T)
 
 
-@step
+@STEPS.step
 def tensors_single_element(torch, show):
     tensor = torch.tensor(np.arange(16.0).reshape(4, 4), dtype=torch.float)
     agg = tensor.sum()
@@ -178,7 +129,7 @@ def tensors_single_element(torch, show):
     show("type", type(agg_item).__name__)
 
 
-@step
+@STEPS.step
 def tensors_in_place(torch, show):
     tensor = torch.ones(4, 4)
     tensor[:, 1] = 0
@@ -190,7 +141,7 @@ def tensors_in_place(torch, show):
     show("after copy_ and t_", tensor)
 
 
-@step
+@STEPS.step
 def tensors_to_numpy_shares_memory(torch, show):
     t = torch.ones(5)
     n = t.numpy()
@@ -201,7 +152,7 @@ def tensors_to_numpy_shares_memory(torch, show):
     show("n after add_", n)
 
 
-@step
+@STEPS.step
 def numpy_to_tensor_shares_memory(torch, show):
     n = np.ones(5)
     t = torch.from_numpy(n)
@@ -211,7 +162,7 @@ def numpy_to_tensor_shares_memory(torch, show):
 
 
 # -- 60-minute blitz: A Gentle Introduction to torch.autograd ------------------------------------
-@step
+@STEPS.step
 def autograd_differentiation(torch, show):
     a = torch.tensor([2., 3.], requires_grad=True)
     b = torch.tensor([6., 4.], requires_grad=True)
@@ -224,7 +175,7 @@ def autograd_differentiation(torch, show):
     show("b.grad", b.grad)
 
 
-@step
+@STEPS.step
 def autograd_exclusion_from_the_dag(torch, show):
     x = torch.rand(5, 5)
     y = torch.rand(5, 5)
@@ -235,7 +186,7 @@ def autograd_exclusion_from_the_dag(torch, show):
     show("Does `b` require gradients?", b.requires_grad)
 
 
-@step
+@STEPS.step
 def autograd_finetuning_frozen_parameters(torch, show):
     """The blitz freezes a pretrained torchvision model and trains a new classifier; a small
     stand-in model takes its place here."""
@@ -271,7 +222,7 @@ def one_layer(torch):
     return x, y, w, b
 
 
-@step
+@STEPS.step
 def autograd_one_layer_network(torch, show):
     x, y, w, b = one_layer(torch)
     z = torch.matmul(x, w) + b
@@ -284,7 +235,7 @@ def autograd_one_layer_network(torch, show):
     show("loss", loss)
 
 
-@step
+@STEPS.step
 def autograd_disabling_gradient_tracking(torch, show):
     x, y, w, b = one_layer(torch)
     z = torch.matmul(x, w) + b
@@ -297,7 +248,7 @@ def autograd_disabling_gradient_tracking(torch, show):
     show("z_det.requires_grad", z_det.requires_grad)
 
 
-@step
+@STEPS.step
 def autograd_jacobian_products(torch, show):
     inp = torch.eye(4, 5, requires_grad=True)
     out = (inp + 1).pow(2).t()
@@ -320,7 +271,7 @@ def sine_data(torch, dtype, device):
     return x, torch.sin(x)
 
 
-@step
+@STEPS.step
 def examples_tensors(torch, show):
     dtype = torch.float
     device = torch.device("cpu")
@@ -345,7 +296,7 @@ def examples_tensors(torch, show):
     show("Result", [a.item(), b.item(), c.item(), d.item()], rtol=LOSS_RTOL)
 
 
-@step
+@STEPS.step
 def examples_tensors_and_autograd(torch, show):
     dtype = torch.float
     device = torch.device("cpu")
@@ -371,7 +322,7 @@ def examples_tensors_and_autograd(torch, show):
     show("Result", [a.item(), b.item(), c.item(), d.item()], rtol=LOSS_RTOL)
 
 
-@step
+@STEPS.step
 def examples_custom_autograd_function(torch, show):
     class LegendrePolynomial3(torch.autograd.Function):
         """P3(x) = (5x^3 - 3x) / 2, with its derivative written by hand."""
@@ -434,7 +385,7 @@ def show_linear_result(show, model):
                     layer.weight[:, 2].item()], rtol=LOSS_RTOL)
 
 
-@step
+@STEPS.step
 def examples_nn_module(torch, show):
     xx, y = powers_of_x(torch)
     model = linear_model(torch)
@@ -453,7 +404,7 @@ def examples_nn_module(torch, show):
     show_linear_result(show, model)
 
 
-@step
+@STEPS.step
 def examples_optim(torch, show):
     xx, y = powers_of_x(torch)
     model = linear_model(torch)
@@ -470,7 +421,7 @@ def examples_optim(torch, show):
     show_linear_result(show, model)
 
 
-@step
+@STEPS.step
 def examples_custom_nn_module(torch, show):
     class Polynomial3(torch.nn.Module):
         def __init__(self):
@@ -502,7 +453,7 @@ def examples_custom_nn_module(torch, show):
     show("Result", model.string(), rtol=LOSS_RTOL)
 
 
-@step
+@STEPS.step
 def examples_dynamic_control_flow_and_weight_sharing(torch, show):
     class DynamicNet(torch.nn.Module):
         def __init__(self):
@@ -537,14 +488,6 @@ def examples_dynamic_control_flow_and_weight_sharing(torch, show):
     show("Result", model.string(), rtol=LOSS_RTOL)
 
 
-def run(name, lib):
-    shown = Shown()
-    STEPS[name](lib, shown)
-    return shown
-
-
 @pytest.mark.parametrize("name", list(STEPS))
 def test_tutorial_step_runs_on_gradflow_as_on_torch(name):
-    want = run(name, th)
-    got = run(name, gf)
-    compare(got, want)
+    compare(STEPS.run(name, gf), STEPS.run(name, th))

@@ -1,12 +1,13 @@
-"""CUDA helpers mirroring torch.cuda: availability, device count, synchronisation, seeding,
-memory statistics, and whole-step CUDA graphs (`graphs.compile_step`)."""
+"""CUDA helpers mirroring torch.cuda: availability, devices and their properties, streams
+and events (`runtime`), synchronisation, seeding, memory statistics, and whole-step CUDA
+graphs (`graphs.compile_step`)."""
 from __future__ import annotations
 
 from typing import Any
 
 from .. import random as _random
 from ..backend import cuda_available, cuda_index, cuda_unavailable_reason, cupy_module
-from . import checks, graphs
+from . import checks, graphs, precision
 from .graphs import compile_step
 from .memory import (
     empty_cache,
@@ -16,6 +17,21 @@ from .memory import (
     reset_peak_memory_stats,
 )
 from .oom import OutOfMemoryError
+from .runtime import (
+    DeviceProperties,
+    Event,
+    Stream,
+    StreamContext,
+    current_stream,
+    default_stream,
+    get_device_capability,
+    get_device_name,
+    get_device_properties,
+    is_bf16_supported,
+    mem_get_info,
+    set_device,
+    stream,
+)
 
 
 def is_available() -> bool:
@@ -43,13 +59,15 @@ def current_device() -> int:
     return cupy_module().cuda.Device().id
 
 
-def synchronize() -> None:
-    """Wait for all queued GPU work on the current device (a no-op without CUDA), then raise
-    any failed check of device data that ran meanwhile (gradflow.cuda.checks)."""
+def synchronize(device: Any = None) -> None:
+    """Wait for all queued GPU work on `device` (default: the current one; a no-op without
+    CUDA), then raise any failed check of device data that ran meanwhile
+    (gradflow.cuda.checks)."""
     if cuda_available():
-        device = cupy_module().cuda.Device()
-        device.synchronize()
-        checks.raise_pending(device.id)
+        gpu = cupy_module().cuda.Device(None if device is None else cuda_index("synchronize",
+                                                                               device))
+        gpu.synchronize()
+        checks.raise_pending(gpu.id)
 
 
 def manual_seed(seed: int) -> None:
@@ -84,8 +102,11 @@ def set_rng_state_all(states: list) -> None:
         _random.set_cuda_rng_state(state, i)
 
 
-__all__ = ["OutOfMemoryError", "compile_step", "current_device", "device_count", "empty_cache",
-           "get_rng_state", "init",
-           "get_rng_state_all", "is_available", "manual_seed", "manual_seed_all",
-           "max_memory_allocated", "memory_allocated", "memory_reserved",
-           "reset_peak_memory_stats", "set_rng_state", "set_rng_state_all", "synchronize"]
+__all__ = ["DeviceProperties", "Event", "OutOfMemoryError", "Stream", "StreamContext",
+           "compile_step", "current_device", "current_stream", "default_stream",
+           "device_count", "empty_cache", "get_device_capability", "get_device_name",
+           "get_device_properties", "get_rng_state", "get_rng_state_all", "init",
+           "is_available", "is_bf16_supported", "manual_seed", "manual_seed_all",
+           "max_memory_allocated", "mem_get_info", "memory_allocated", "memory_reserved",
+           "reset_peak_memory_stats", "set_device", "set_rng_state", "set_rng_state_all",
+           "stream", "synchronize"]

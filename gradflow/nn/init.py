@@ -1,7 +1,8 @@
 """Weight initialisation (torch.nn.init): the Xavier/Glorot (Glorot and Bengio, 2010) and
-He/Kaiming (He et al., 2015) schemes, plus constant, normal, uniform and orthogonal fills, and
-the default init of Linear and Conv2d layers (`reset_linear_`). All fill in place, without
-recording the graph, and draw from gradflow's seeded generators."""
+He/Kaiming (He et al., 2015) schemes, plus constant, normal, truncated normal, uniform,
+orthogonal, identity, Dirac and sparse fills, and the default init of Linear and Conv2d layers
+(`reset_linear_`). All fill in place, without recording the graph, and draw from gradflow's
+seeded generators."""
 from __future__ import annotations
 
 import math
@@ -129,3 +130,63 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
         q = q.T
     values = Tensor._wrap(np.ascontiguousarray(q.reshape(tuple(tensor.shape))) * gain)
     return _fill(tensor, values)
+
+
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                  b: float = 2.0, generator=None) -> Tensor:
+    """N(mean, std) truncated to [a, b], drawn by inverting the normal CDF on the uniform
+    values between the bounds' CDFs (torch's method)."""
+    if std < 0:
+        raise ValueError(f"trunc_normal_: std must be non-negative, got {std}")
+    if a > b:
+        raise ValueError(f"trunc_normal_: lower bound a={a} exceeds upper bound b={b}")
+
+    def cdf(x: float) -> float:
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+    lo, hi = cdf((a - mean) / std), cdf((b - mean) / std)
+    u = _rand(*tensor.shape, generator=generator, dtype=tensor.dtype, device=tensor.device)
+    values = (u * (2 * hi - 2 * lo) + (2 * lo - 1)).erfinv() * (std * math.sqrt(2.0)) + mean
+    return _fill(tensor, values.clamp(a, b))
+
+
+def eye_(tensor: Tensor) -> Tensor:
+    """The identity matrix (ones on the diagonal of a 2-D tensor, zeros elsewhere)."""
+    if tensor.ndim != 2:
+        raise ValueError(f"eye_: only tensors with 2 dimensions are supported (shape "
+                         f"{tuple(tensor.shape)})")
+    from ..creation import eye
+    rows, cols = tensor.shape
+    return _fill(tensor, eye(rows, cols, dtype=tensor.dtype, device=tensor.device))
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """The Dirac delta of a 3-, 4- or 5-D convolution weight: each of the first
+    min(out/groups, in) output channels of a group passes its input channel through."""
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError(f"dirac_: only tensors with 3, 4, or 5 dimensions are supported (shape "
+                         f"{tuple(tensor.shape)})")
+    if tensor.shape[0] % groups:
+        raise ValueError(f"dirac_: dim 0 ({tensor.shape[0]}) must be divisible by groups "
+                         f"({groups})")
+    out_per_group = tensor.shape[0] // groups
+    values = np.zeros(tuple(tensor.shape), tensor.dtype)
+    centre = tuple(n // 2 for n in tensor.shape[2:])
+    for g in range(groups):
+        for d in range(min(out_per_group, tensor.shape[1])):
+            values[(g * out_per_group + d, d) + centre] = 1
+    return _fill(tensor, Tensor._wrap(values).to(tensor.device))
+
+
+def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) -> Tensor:
+    """A 2-D N(0, std) matrix with ceil(sparsity * rows) zeros in each column, at rows drawn
+    at random (Martens, 2010)."""
+    if tensor.ndim != 2:
+        raise ValueError(f"sparse_: only tensors with 2 dimensions are supported (shape "
+                         f"{tuple(tensor.shape)})")
+    rows, cols = tensor.shape
+    zeros = int(math.ceil(sparsity * rows))
+    values = _normal(0.0, std, (rows, cols), generator=generator, dtype=tensor.dtype).numpy()
+    order = np.argsort(_rand(rows, cols, generator=generator, dtype="float64").numpy(), axis=0)
+    np.put_along_axis(values, order[:zeros], 0.0, axis=0)
+    return _fill(tensor, Tensor._wrap(values).to(tensor.device))

@@ -1,4 +1,5 @@
-"""2-D convolution lowered to im2col and a batched matmul (as in Caffe and Chainer).
+"""1-D and 2-D convolutions and their transposes, lowered to im2col and a batched matmul (as
+in Caffe and Chainer); the 3-D ones are in gradflow.ops.conv3d.
 
 `im2col_array` copies every kernel window of the padded input into a column and
 `col2im_array`, its adjoint, adds columns back into the image. Each is its family's one entry:
@@ -8,7 +9,9 @@ it (`im2col_reference`, `col2im_reference`); the products go through `matmul_arr
 differentiation: `Conv2d`, its input gradient `Conv2dGradInput` (a transposed convolution)
 and its weight gradient `Conv2dGradWeight`; each one's backward is made of the three, so every
 derivative order works. Each runs over the batch in chunks whose columns fit in the workspace
-limit (`set_conv_workspace_limit`), so the lowered buffer stays bounded.
+limit (`set_conv_workspace_limit`), so the lowered buffer stays bounded. A transposed
+convolution is `Conv2dGradInput` applied to its input, and a 1-D convolution or its transpose
+runs the 2-D ops on a height-1 image, so all of them share the kernels and the CPU fast paths.
 The pooling ops reuse the windows through `Im2col`; the window geometry both share lives in
 gradflow.ops.window.
 """
@@ -16,9 +19,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from typing import Any
 
-from ..argcheck import pair
 from ..autograd.function import Op
 from ..autograd.grad_mode import is_grad_enabled
 from ..backend import array_module
@@ -27,9 +30,9 @@ from ..cuda import conv as kernels
 from ..tensor import Tensor
 from .adjoint import LinearOp, adjoints
 from .matmul import matmul_arrays
-from .pad import constant_pad_array
-from .shape import reshape
-from .window import Window, check_window, conv_padding, from_batch, to_batch
+from .pad import ConstantPad, constant_pad_array
+from .shape import reshape, squeeze, unsqueeze
+from .window import Window, from_batch
 
 
 def im2col_array(a: Any, window: Window, value: float = 0.0, batch_inner: bool = False):
@@ -162,7 +165,7 @@ def lowered_once(x, window: Window):
     bounded by the workspace limit; a GPU lowers them again, faster than it could spare the
     memory."""
     if compiler.uses_kernels(x) or len(_batch_chunks(x.shape[0], x.shape, window,
-                                                     x.itemsize)) > 1:
+                                                     x.itemsize)) != 1:
         return None
     return im2col_array(x, window, 0.0, batch_inner=True)
 
@@ -185,7 +188,7 @@ def conv2d_grad_input_array(gy, w, shape: tuple, window: Window, groups: int):
     xp = array_module(gy)
     n, o = shape[0], w.shape[0]
     weight_t = w.reshape(groups, o // groups, -1).transpose(0, 2, 1)
-    grads = gy.reshape(n, o, -1)
+    grads = gy.reshape(n, o, math.prod(gy.shape[2:]))  # no -1: n may be 0
     gx = xp.empty(shape, gy.dtype)
     for part in _batch_chunks(n, shape, window, gy.itemsize):
         chunk = grads[part]
@@ -247,7 +250,7 @@ def conv2d_grad_weight_array(x, gy, wshape: tuple, window: Window, groups: int,
     xp = array_module(x)
     o = wshape[0]
     gw = xp.zeros((groups, o // groups, math.prod(wshape[1:])), x.dtype)
-    grads = gy.reshape(x.shape[0], o, -1)
+    grads = gy.reshape(x.shape[0], o, math.prod(gy.shape[2:]))  # no -1: n may be 0
     for part, cols in _columns(x, window, columns):
         rhs = cols.reshape(groups, -1, cols.shape[-1]).transpose(0, 2, 1)
         gw += matmul_arrays(_channels_outer(grads[part], groups), rhs)
@@ -322,54 +325,231 @@ class Conv2dGradWeight(_ConvOp):
         return d_x, d_gy
 
 
-def _check_conv(x: Tensor, weight: Tensor, bias: Tensor | None, groups: int) -> None:
-    """conv2d's own checks, those pooling has no part in: the weight, groups and bias against
-    the (batched) input."""
+# -- argument rules of the convolutions of every dimension (conv3d.py uses them too) --------
+_KERNEL_AXES = {1: "kW", 2: "kH, kW", 3: "kD, kH, kW"}
+
+
+def ntuple(owner: str, name: str, value: Any, n: int, minimum: int | None = None,
+           count_error: type = RuntimeError) -> tuple:
+    """An int or n ints as a tuple of n (torch's _single, _pair, _triple): the sizes the
+    convolutions and their layers take. A value below `minimum` is a RuntimeError, and so is
+    a wrong count unless `count_error` says otherwise, as torch's convolutions raise (the
+    layers, which torch does not check, call a wrong count a TypeError)."""
+    if type(value) is int and (minimum is None or value >= minimum):  # the common case, fast
+        return (value,) * n
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
+    # NOTE: `type(...) is int` first: the Integral check costs an ABC lookup
+    if not all(type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
+               for v in items):
+        raise TypeError(f"{owner}: {name} must be an int or a tuple of {n} ints, got {value!r}")
+    if len(items) != n:
+        raise count_error(f"{owner}: expected {name} to be a single int or {n} ints to match "
+                          f"the convolution dimensions, got {value!r}")
+    if minimum is not None and min(items) < minimum:
+        what = "positive" if minimum == 1 else "non-negative"
+        raise RuntimeError(f"{owner}: {name} must be {what}, got {value!r}")
+    return tuple(int(v) for v in items)
+
+
+def conv_geometry(owner: str, kernel: tuple, stride: Any, padding: Any, dilation: Any) -> tuple:
+    """(stride, dilation, padding) of a convolution with this kernel: padding as one
+    (before, after) pair per spatial dimension, from ints, 'valid' or 'same'."""
+    n = len(kernel)
+    stride = ntuple(owner, "stride", stride, n, minimum=1)
+    dilation = ntuple(owner, "dilation", dilation, n, minimum=1)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return stride, dilation, ((0, 0),) * n
+        if padding != "same":
+            raise RuntimeError(f"{owner}: invalid padding string {padding!r}; use 'valid', "
+                               f"'same', an int or {n} ints")
+        if any(s != 1 for s in stride):
+            raise RuntimeError(f"{owner}: padding='same' is not supported for strided "
+                               f"convolutions (stride {stride})")
+        # NOTE: a dilated kernel spans d*(k-1)+1 pixels, so 'same' pads d*(k-1) in all; when
+        # that is odd the extra pixel goes after, as torch does.
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return stride, dilation, tuple((t // 2, t - t // 2) for t in totals)
+    widths = ntuple(owner, "padding", padding, n)
+    if min(widths) < 0:
+        raise RuntimeError(f"{owner}: negative padding is not supported, got {padding!r}")
+    return stride, dilation, tuple((p, p) for p in widths)
+
+
+def conv_out_sizes(op: str, shape: tuple, kernel: tuple, stride: tuple, dilation: tuple,
+                   pads: tuple) -> tuple:
+    """The output's spatial sizes, checked to hold at least one window per dimension."""
+    padded = [n + lo + hi for n, (lo, hi) in zip(shape[2:], pads)]
+    out = tuple([(n - d * (k - 1) - 1) // s + 1
+                 for n, k, s, d in zip(padded, kernel, stride, dilation)])
+    if min(out) < 1:
+        span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+        raise RuntimeError(f"{op}: kernel size {kernel} (dilated span {span}) is larger than "
+                           f"the padded input {tuple(padded)} (input shape {tuple(shape)}); the "
+                           f"output size would be {out}")
+    return out
+
+
+def transposed_geometry(op: str, x: Tensor, kernel: tuple, stride: Any, padding: Any,
+                        output_padding: Any, dilation: Any) -> tuple:
+    """(stride, dilation, padding pairs, output sizes) of a transposed convolution of the
+    batched input x: each output size is (n-1)*stride - 2*padding + dilation*(k-1) + 1 +
+    output_padding, and output_padding must stay below the stride or the dilation."""
+    n = len(kernel)
+    stride, dilation, pads = conv_geometry(op, kernel, stride, ntuple(op, "padding", padding, n),
+                                           dilation)
+    extra = ntuple(op, "output_padding", output_padding, n, minimum=0)
+    if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation)):
+        raise RuntimeError(f"{op}: output padding must be smaller than either stride or "
+                           f"dilation, got output_padding={extra} with stride={stride} and "
+                           f"dilation={dilation}")
+    sizes = tuple((i - 1) * s - lo - hi + d * (k - 1) + 1 + e for i, k, s, d, (lo, hi), e in
+                  zip(x.shape[2:], kernel, stride, dilation, pads, extra))
+    if min(sizes) < 1:
+        raise RuntimeError(f"{op}: the output size {sizes} is too small (input shape "
+                           f"{tuple(x.shape)}, kernel size {kernel}, padding {padding!r})")
+    return stride, dilation, pads, sizes
+
+
+def batch_input(op: str, x: Any, spatial: int) -> tuple:
+    """A batched view of an (N, C, *spatial) or unbatched (C, *spatial) input, and whether
+    it was batched (`from_batch` undoes it)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
+    if x.ndim not in (spatial + 1, spatial + 2):
+        raise RuntimeError(f"{op}: expected a {spatial + 1}-D (unbatched) or {spatial + 2}-D "
+                           f"(batched) input, got shape {tuple(x.shape)}")
+    if 0 in x.shape[1:]:
+        raise RuntimeError(f"{op}: expected non-zero sizes for the non-batch dimensions, got "
+                           f"shape {tuple(x.shape)}")
+    return (x, True) if x.ndim == spatial + 2 else (unsqueeze(x, 0), False)
+
+
+def check_conv(op: str, x: Tensor, weight: Tensor, bias: Tensor | None, groups: int,
+               transposed: bool = False) -> None:
+    """A convolution's own checks: the weight, groups and bias against the batched input.
+    The weight is (out, in/groups, *kernel), or (in, out/groups, *kernel) when `transposed`."""
     if not isinstance(weight, Tensor):
-        raise TypeError(f"conv2d: weight must be a Tensor, got {type(weight).__name__}")
+        raise TypeError(f"{op}: weight must be a Tensor, got {type(weight).__name__}")
     wshape = tuple(weight.shape)
-    if weight.ndim != 4:
-        raise RuntimeError(f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kH, "
-                           f"kW), got shape {wshape}")
+    if weight.ndim != x.ndim:
+        layout = "in_channels, out_channels/groups" if transposed else \
+            "out_channels, in_channels/groups"
+        raise RuntimeError(f"{op}: weight must be {x.ndim}-D ({layout}, "
+                           f"{_KERNEL_AXES[x.ndim - 2]}), got shape {wshape}")
     if x.dtype != weight.dtype:
-        raise RuntimeError(f"conv2d: input dtype {x.dtype} does not match weight dtype "
+        raise RuntimeError(f"{op}: input dtype {x.dtype} does not match weight dtype "
                            f"{weight.dtype}")
     if x.dtype.kind != "f":
-        raise RuntimeError(f"conv2d: expected a floating-point input, got {x.dtype}")
+        raise RuntimeError(f"{op}: expected a floating-point input, got {x.dtype}")
     if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
-        raise RuntimeError(f"conv2d: groups must be a positive int, got {groups!r}")
+        raise RuntimeError(f"{op}: groups must be a positive int, got {groups!r}")
     if wshape[0] % groups:
-        raise RuntimeError(f"conv2d: groups={groups} must divide the weight's {wshape[0]} "
-                           f"output channels (weight shape {wshape})")
+        side = "input" if transposed else "output"
+        raise RuntimeError(f"{op}: groups={groups} must divide the weight's {wshape[0]} {side} "
+                           f"channels (weight shape {wshape})")
     channels = x.shape[1]
-    if channels != wshape[1] * groups:
-        expects = wshape[1] * groups
-        grouped = f" ({groups} groups of {wshape[1]})" if groups > 1 else ""
-        raise RuntimeError(f"conv2d: input has {channels} channels but weight expects "
+    expects = wshape[0] if transposed else wshape[1] * groups
+    if channels != expects:
+        grouped = f" ({groups} groups of {wshape[1]})" if groups > 1 and not transposed else ""
+        raise RuntimeError(f"{op}: input has {channels} channels but weight expects "
                            f"{expects}{grouped} (weight shape {wshape})")
     if bias is not None:
+        out_channels = wshape[1] * groups if transposed else wshape[0]
         if not isinstance(bias, Tensor):
-            raise TypeError(f"conv2d: bias must be a Tensor or None, got {type(bias).__name__}")
-        if tuple(bias.shape) != (wshape[0],):
-            raise RuntimeError(f"conv2d: bias must have shape ({wshape[0]},) for weight shape "
+            raise TypeError(f"{op}: bias must be a Tensor or None, got {type(bias).__name__}")
+        if tuple(bias.shape) != (out_channels,):
+            raise RuntimeError(f"{op}: bias must have shape ({out_channels},) for weight shape "
                                f"{wshape}, got {tuple(bias.shape)}")
         if bias.dtype != x.dtype:
-            raise RuntimeError(f"conv2d: bias dtype {bias.dtype} does not match input dtype "
+            raise RuntimeError(f"{op}: bias dtype {bias.dtype} does not match input dtype "
                                f"{x.dtype}")
 
 
+def add_bias(out: Tensor, bias: Tensor | None) -> Tensor:
+    """out + bias over the channels of an (N, C, *spatial) output."""
+    if bias is None:
+        return out
+    return out + reshape(bias, (bias.shape[0],) + (1,) * (out.ndim - 2))
+
+
+def _window_2d(kernel: tuple, stride: tuple, dilation: tuple, pads: tuple) -> Window:
+    """The 2-D Window of a 1-D or 2-D convolution: a 1-D one runs on a height-1 image."""
+    if len(kernel) == 1:
+        return Window((1,) + kernel, (1,) + stride, (1,) + dilation, (0, 0) + pads[0])
+    return Window(kernel, stride, dilation, pads[0] + pads[1])
+
+
+# -- the functional forms -----------------------------------------------------------------------
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
            padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
     """2-D cross-correlation of an (N, C, H, W) or (C, H, W) input with an
     (O, C/groups, kh, kw) weight (torch.nn.functional.conv2d)."""
-    x, batched = to_batch("conv2d", input)
-    _check_conv(x, weight, bias, groups)
-    stride = pair("conv2d", "stride", stride, minimum=1)
-    dilation = pair("conv2d", "dilation", dilation, minimum=1)
+    x, batched = batch_input("conv2d", input, 2)
+    check_conv("conv2d", x, weight, bias, groups)
     kernel = tuple(weight.shape[2:])
-    window = Window(kernel, stride, dilation, conv_padding(padding, kernel, stride, dilation))
-    check_window("conv2d", window, x.shape)
-    out = Conv2d.apply(x, weight, window=window, groups=groups)
-    if bias is not None:
-        out = out + reshape(bias, (weight.shape[0], 1, 1))
-    return from_batch(out, batched)
+    stride, dilation, pads = conv_geometry("conv2d", kernel, stride, padding, dilation)
+    conv_out_sizes("conv2d", x.shape, kernel, stride, dilation, pads)
+    out = Conv2d.apply(x, weight, window=_window_2d(kernel, stride, dilation, pads),
+                       groups=groups)
+    return from_batch(add_bias(out, bias), batched)
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
+    """1-D cross-correlation of an (N, C, L) or (C, L) input with an (O, C/groups, k) weight
+    (torch.nn.functional.conv1d): conv2d's ops on a height-1 image."""
+    x, batched = batch_input("conv1d", input, 1)
+    check_conv("conv1d", x, weight, bias, groups)
+    kernel = tuple(weight.shape[2:])
+    stride, dilation, pads = conv_geometry("conv1d", kernel, stride, padding, dilation)
+    conv_out_sizes("conv1d", x.shape, kernel, stride, dilation, pads)
+    out = Conv2d.apply(unsqueeze(x, 2), unsqueeze(weight, 2),
+                       window=_window_2d(kernel, stride, dilation, pads), groups=groups)
+    return from_batch(add_bias(squeeze(out, 2), bias), batched)
+
+
+def _conv_transpose(op: str, input: Tensor, weight: Tensor, bias: Tensor | None, stride: Any,
+                    padding: Any, output_padding: Any, groups: int, dilation: Any,
+                    spatial: int) -> Tensor:
+    """conv_transpose1d/2d: conv2d's input gradient (`Conv2dGradInput`) applied to the input,
+    whose backward is conv2d and its weight gradient."""
+    x, batched = batch_input(op, input, spatial)
+    check_conv(op, x, weight, bias, groups, transposed=True)
+    kernel = tuple(weight.shape[2:])
+    stride, dilation, pads, sizes = transposed_geometry(op, x, kernel, stride, padding,
+                                                        output_padding, dilation)
+    window = _window_2d(kernel, stride, dilation, pads)
+    if spatial == 1:
+        x, weight, sizes = unsqueeze(x, 2), unsqueeze(weight, 2), (1,) + sizes
+    # NOTE: with output_padding >= stride (allowed below the dilation) the output holds more
+    # windows than the input has pixels: the input is zero-padded after, as torch's output
+    # there gets no contribution.
+    excess = [o - i for o, i in zip(window.out_size(*sizes), x.shape[2:])]
+    if any(excess):
+        x = ConstantPad.apply(x, widths=((0, 0), (0, 0), (0, excess[0]), (0, excess[1])),
+                              value=0.0)
+    shape = (x.shape[0], weight.shape[1] * groups) + sizes
+    out = Conv2dGradInput.apply(x, weight, shape=shape, window=window, groups=groups)
+    if spatial == 1:
+        out = squeeze(out, 2)
+    return from_batch(add_bias(out, bias), batched)
+
+
+def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
+                     stride: Any = 1, padding: Any = 0, output_padding: Any = 0,
+                     groups: int = 1, dilation: Any = 1) -> Tensor:
+    """1-D transposed convolution of an (N, C, L) or (C, L) input with a (C, O/groups, k)
+    weight (torch.nn.functional.conv_transpose1d): conv1d's input gradient."""
+    return _conv_transpose("conv_transpose1d", input, weight, bias, stride, padding,
+                           output_padding, groups, dilation, 1)
+
+
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
+                     stride: Any = 1, padding: Any = 0, output_padding: Any = 0,
+                     groups: int = 1, dilation: Any = 1) -> Tensor:
+    """2-D transposed convolution of an (N, C, H, W) or (C, H, W) input with a
+    (C, O/groups, kh, kw) weight (torch.nn.functional.conv_transpose2d): conv2d's input
+    gradient."""
+    return _conv_transpose("conv_transpose2d", input, weight, bias, stride, padding,
+                           output_padding, groups, dilation, 2)

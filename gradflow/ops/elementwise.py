@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import typing
+from collections import namedtuple
 from typing import Any, Callable
 
 import numpy as np
@@ -22,7 +23,7 @@ from ..creation import zeros_like
 from ..cuda import checks
 from ..tensor import Tensor
 from .adjoint import LinearOp, adjoints
-from .shape import sum_to
+from .shape import broadcast_shapes, sum_to
 from .util import check_operand, operand_arrays, result_dtype
 
 
@@ -382,6 +383,74 @@ sign: Callable[..., Tensor] = _unary("sign", _sign_array, _no_grad, of_output=Tr
                                      keeps_dtype=True)
 sgn = _unary("sgn", _sign_array, _no_grad, of_output=True, keeps_dtype=True)
 
+# Cephes' Chebyshev series for I1 (the modified Bessel function of order one, i0's derivative):
+# exp(-x) I1(x) / x on [0, 8], in x / 2 - 2, and exp(-x) I1(x) sqrt(x) beyond, in 32 / x - 2
+_I1_SMALL = (
+    2.77791411276104639959e-18, -2.11142121435816608115e-17, 1.55363195773620046921e-16,
+    -1.10559694773538630805e-15, 7.60068429473540693410e-15, -5.04218550472791168711e-14,
+    3.22379336594557470981e-13, -1.98397439776494371520e-12, 1.17361862988909016308e-11,
+    -6.66348972350202774223e-11, 3.62559028155211703701e-10, -1.88724975172282928790e-9,
+    9.38153738649577178388e-9, -4.44505912879632808065e-8, 2.00329475355213526229e-7,
+    -8.56872026469545474066e-7, 3.47025130813767847674e-6, -1.32731636560394358279e-5,
+    4.78156510755005422638e-5, -1.61760815825896745588e-4, 5.12285956168575772895e-4,
+    -1.51357245063125314899e-3, 4.15642294431288815669e-3, -1.05640848946261981558e-2,
+    2.47264490306265168283e-2, -5.29459812080949914269e-2, 1.02643658689847095384e-1,
+    -1.76416518357834055153e-1, 2.52587186443633654823e-1)
+_I1_LARGE = (
+    7.51729631084210481353e-18, 4.41434832307170791151e-18, -4.65030536848935832153e-17,
+    -3.20952592199342395980e-17, 2.96262899764595013876e-16, 3.30820231092092828324e-16,
+    -1.88035477551078244854e-15, -3.81440307243700780478e-15, 1.04202769841288027642e-14,
+    4.27244001671195135429e-14, -2.10154184277266431302e-14, -4.08355111109219731823e-13,
+    -7.19855177624590851209e-13, 2.03562854414708950722e-12, 1.41258074366137813316e-11,
+    3.25260358301548823856e-11, -1.89749581235054123450e-11, -5.58974346219658380687e-10,
+    -3.83538038596423702205e-9, -2.63146884688951950684e-8, -2.51223623787020892529e-7,
+    -3.88256480887769039346e-6, -1.10588938762623716291e-4, -9.76109749136146840777e-3,
+    7.78576235018280120474e-1)
+
+
+def _chebyshev(coefficients: tuple, t):
+    """Cephes' chbevl: a Chebyshev series at t in [-2, 2], highest degree first."""
+    b0, b1, b2 = coefficients[0], 0.0, 0.0
+    for c in coefficients[1:]:
+        b2, b1 = b1, b0
+        b0 = t * b1 - b2 + c
+    return 0.5 * (b0 - b2)
+
+
+def _i1_array(xp, a):
+    """I1 (torch.special.i1) in float64 plain array arithmetic, so NumPy and CuPy share it."""
+    x = xp.abs(a.astype(np.float64))
+    small = _chebyshev(_I1_SMALL, xp.minimum(x, 8.0) / 2 - 2) * x
+    far = xp.maximum(x, 8.0)
+    large = _chebyshev(_I1_LARGE, 32 / far - 2) / xp.sqrt(far)
+    out = xp.exp(x) * xp.where(x <= 8, small, large)
+    return xp.where(a < 0, -out, out).astype(a.dtype, copy=False)
+
+
+def _off_zero(x: Tensor) -> Tensor:
+    """x with its zeros replaced by ones: a divisor whose quotient `where` discards at 0, kept
+    finite so that no NaN reaches the gradient through the discarded branch."""
+    return where(x == 0, 1.0, x)
+
+
+def _sinc_grad(g, x):
+    # NOTE: d/dx sin(pi x) / (pi x) = pi (u cos u - sin u) / u^2 at u = pi x; 0 at x = 0
+    u = _off_zero(x) * math.pi
+    return g * where(x == 0, 0.0, (u * cos(u) - sin(u)) * math.pi / (u * u))
+
+
+# (i0 and _i1 are each other's derivative terms)
+i0: Callable[..., Tensor] = _unary("i0", lambda xp, a: xp.i0(a).astype(a.dtype, copy=False),
+                                   lambda g, x: g * _i1(x))
+_i1: Callable[..., Tensor] = _unary("i1", _i1_array,
+                                    lambda g, x: g * where(x == 0, 0.5,
+                                                           i0(x) - _i1(x) / _off_zero(x)))
+deg2rad = _unary("deg2rad", lambda xp, a: a * (math.pi / 180), lambda g, y: g * (math.pi / 180),
+                 of_output=True)
+rad2deg = _unary("rad2deg", lambda xp, a: a * (180 / math.pi), lambda g, y: g * (180 / math.pi),
+                 of_output=True)
+sinc = _unary("sinc", lambda xp, a: xp.sinc(a), _sinc_grad)
+
 
 def logit(input: Tensor, eps: float | None = None) -> Tensor:
     """log(p / (1 - p)) (torch.logit); with `eps`, p is first clamped to [eps, 1 - eps], and
@@ -502,6 +571,29 @@ floor_divide: Callable[..., Tensor] = _binary(
     keeps_dtype=True)
 
 
+def float_power(input: Any, exponent: Any) -> Tensor:
+    """input ** exponent computed in float64 (torch.float_power), whatever the operands'
+    dtypes; the gradients go back to each operand's own dtype."""
+    for v in (input, exponent):
+        check_operand("float_power", v)
+    if not isinstance(input, Tensor) and not isinstance(exponent, Tensor):
+        raise TypeError("float_power: expected input or exponent to be a Tensor, got two "
+                        "numbers")
+    return Pow.apply(_float64(input), _float64(exponent))
+
+
+def _float64(v: Any) -> Any:
+    """A tensor cast to float64 (differentiably), or a number as a Python float."""
+    if not isinstance(v, Tensor):
+        return float(v)
+    return v if v.dtype == dtypes.float64 else cast(v, dtype=dtypes.float64)
+
+
+def ldexp(input: Tensor, other: Tensor) -> Tensor:
+    """input * 2 ** other (torch.ldexp), differentiable in both, as torch composes it."""
+    return Mul.apply(input, Pow.apply(2.0, other))
+
+
 def div(a: Any, b: Any, rounding_mode: str | None = None) -> Tensor:
     """a / b (torch.div): true division, or with rounding_mode 'trunc' (towards zero) or
     'floor' (towards -inf) a rounded quotient that keeps integer dtypes."""
@@ -581,6 +673,41 @@ class Maximum(BinaryExtreme):
 
 class Minimum(BinaryExtreme):
     op_name, largest = "minimum", False
+
+
+class NanIgnoringExtreme(BinaryExtreme):
+    """fmax/fmin: maximum/minimum where a NaN loses to a number (NumPy's fmax/fmin). As
+    torch's, the gradient goes to `input` where it wins or ties or `other` is NaN, else to
+    `other`; both operands are tensors."""
+
+    @classmethod
+    def forward(cls, ctx, a, b):
+        for name, v in (("input", a), ("other", b)):
+            if not isinstance(v, Tensor):
+                raise TypeError(f"{cls.op_name}(): argument '{name}' must be Tensor, not "
+                                f"{type(v).__name__}")
+        xa, xb = operand_arrays(cls.op_name, a, b)
+        _save_operands(ctx, a, b)
+        return (a._xp.fmax if cls.largest else a._xp.fmin)(xa, xb)
+
+    @classmethod
+    def backward(cls, ctx, g):
+        a, b = _operands(ctx)
+        to_a = ((a >= b) if cls.largest else (a <= b)) | isnan(b)
+        ga = _grad_for(where(to_a, g, 0.0), ctx.metas[0]) if ctx.needs_input_grad[0] else None
+        gb = _grad_for(where(to_a, 0.0, g), ctx.metas[1]) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Fmax(NanIgnoringExtreme):
+    op_name, largest = "fmax", True
+
+
+class Fmin(NanIgnoringExtreme):
+    op_name, largest = "fmin", False
+
+
+fmax, fmin = Fmax.apply, Fmin.apply
 
 
 class Where(Op):
@@ -703,6 +830,90 @@ bitwise_xor = _bitwise_op("bitwise_xor")
 bitwise_not = _bitwise_op("bitwise_not")
 bitwise_left_shift = _bitwise_op("bitwise_left_shift")
 bitwise_right_shift = _bitwise_op("bitwise_right_shift")
+signbit = _nondiff("signbit", "signbit")
+_nextafter = _nondiff("nextafter", "nextafter")
+_integer_only = {name: _nondiff(name, name) for name in ("gcd", "lcm")}
+
+
+def _refuse_kinds(op: str, kinds: str, what: str, *operands: Any) -> None:
+    """NotImplementedError (torch's type) for an operand whose dtype kind is in `kinds`."""
+    for v in operands:
+        check_operand(op, v)
+        dt = v.dtype if isinstance(v, Tensor) else result_dtype(v)
+        if dt.kind in kinds:
+            raise NotImplementedError(f"{op}: expected {what} operands, got {dt}")
+
+
+def gcd(input: Tensor, other: Tensor) -> Tensor:
+    """The greatest common divisor elementwise (torch.gcd), of integer tensors; never negative."""
+    _refuse_kinds("gcd", "bf", "integer", input, other)
+    return _integer_only["gcd"](input, other)
+
+
+def lcm(input: Tensor, other: Tensor) -> Tensor:
+    """The least common multiple elementwise (torch.lcm), of integer tensors; never negative."""
+    _refuse_kinds("lcm", "bf", "integer", input, other)
+    return _integer_only["lcm"](input, other)
+
+
+def nextafter(input: Tensor, other: Tensor) -> Tensor:
+    """The next floating-point value after input towards other (torch.nextafter); no gradient
+    (torch's backward raises)."""
+    _refuse_kinds("nextafter", "biu", "floating-point", input, other)
+    return _nextafter(input, other)
+
+
+class Heaviside(NonDifferentiable):
+    """The step function (torch.heaviside): 0 below zero, 1 above, `values` at zero (NaN
+    input gives 0, as torch's); input and values share one dtype."""
+
+    op_name = "heaviside"
+
+    @staticmethod
+    def forward(ctx, x, values):
+        for name, v in (("input", x), ("values", values)):
+            if not isinstance(v, Tensor):
+                raise TypeError(f"heaviside(): argument '{name}' must be Tensor, not "
+                                f"{type(v).__name__}")
+        if x.dtype != values.dtype:
+            raise RuntimeError(f"heaviside is not yet implemented for tensors with different "
+                               f"dtypes ({x.dtype} and {values.dtype})")
+        xp, a = x._xp, x.array
+        return xp.where(a == 0, values.array, a > 0).astype(a.dtype, copy=False)
+
+
+heaviside = Heaviside.apply
+
+
+class Frexp(Op):
+    """input = mantissa * 2 ** exponent, the mantissa in [0.5, 1) in magnitude and the
+    exponent int32 (torch.frexp); the mantissa's gradient is g / 2 ** exponent."""
+
+    op_name = "frexp"
+
+    @staticmethod
+    def forward(ctx, x):
+        if x.dtype.kind != "f":
+            raise RuntimeError(f"frexp: torch.frexp() only supports floating-point dtypes, got "
+                               f"{x.dtype}")
+        mantissa, exponent = x._xp.frexp(x.array)
+        ctx.exponent = exponent = exponent.astype(np.int32, copy=False)
+        return mantissa, exponent
+
+    @staticmethod
+    def backward(ctx, g, _):
+        with np.errstate(over="ignore"):  # a subnormal input's scale is inf, as in torch
+            scale = g._xp.exp2(-ctx.exponent.astype(g.dtype))
+        return g * Tensor._wrap(scale)
+
+
+# (named as torch.return_types.frexp, like the function)
+frexp_result = namedtuple("frexp", ["mantissa", "exponent"])  # type: ignore[name-match]
+
+
+def frexp(input: Tensor) -> tuple:
+    """(mantissa, exponent) as torch.return_types.frexp: see Frexp."""
+    return frexp_result(*Frexp.apply(input))
 
 
 def isposinf(x: Tensor) -> Tensor:
@@ -783,3 +994,70 @@ def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:
     if min is None and max is None:
         raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
     return Clamp.apply(x, min, max)
+
+
+# -- aliases and small compositions (round 2) -----------------------------------------------
+arccos, arccosh, arcsin, arcsinh = acos, acosh, asin, asinh
+arctan, arctan2, arctanh = atan, atan2, atanh
+negative, fix, absolute = neg, trunc, abs
+multiply, divide, subtract, true_divide = mul, div, sub, Div.apply
+greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
+
+
+def positive(input: Tensor) -> Tensor:
+    """input itself (torch.positive); refused for bool tensors, as `+x` is."""
+    if input.dtype == dtypes.bool:
+        raise RuntimeError("positive: the `+` operator, on a bool tensor is not supported")
+    return input
+
+
+def rsub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+    """other - alpha * input (torch.rsub)."""
+    return Sub.apply(other, input if alpha == 1 else input * alpha)
+
+
+def clamp_min(input: Tensor, min: Any) -> Tensor:
+    """clamp(input, min=min) (torch.clamp_min)."""
+    return Clamp.apply(input, min, None)
+
+
+def clamp_max(input: Tensor, max: Any) -> Tensor:
+    """clamp(input, max=max) (torch.clamp_max)."""
+    return Clamp.apply(input, None, max)
+
+
+def _addc(op: str, combine: Callable, input: Tensor, tensor1: Tensor, tensor2: Tensor,
+          value: Any) -> Tensor:
+    """input + value * combine(tensor1, tensor2), the three tensors broadcast together."""
+    for name, v in (("input", input), ("tensor1", tensor1), ("tensor2", tensor2)):
+        if not isinstance(v, Tensor):
+            raise TypeError(f"{op}(): argument '{name}' must be Tensor, not {type(v).__name__}")
+    broadcast_shapes(op, tuple(input.shape), tuple(tensor1.shape), tuple(tensor2.shape))
+    if result_dtype(input, tensor1, tensor2).kind in "biu":
+        value = int(value)  # NOTE: torch truncates the value for integer tensors
+    product = combine(tensor1, tensor2)
+    return Add.apply(input, product if value == 1 else product * value)
+
+
+def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Any = 1) -> Tensor:
+    """input + value * tensor1 * tensor2 (torch.addcmul)."""
+    return _addc("addcmul", Mul.apply, input, tensor1, tensor2, value)
+
+
+def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Any = 1) -> Tensor:
+    """input + value * tensor1 / tensor2 (torch.addcdiv); integer tensor1 and tensor2 are
+    refused, as in torch, which no longer divides them as integers."""
+    if all(isinstance(t, Tensor) and t.dtype.kind in "biu" for t in (tensor1, tensor2)):
+        raise RuntimeError(f"addcdiv: integer division with addcdiv is no longer supported "
+                           f"(tensor1 {tensor1.dtype}, tensor2 {tensor2.dtype}); use "
+                           f"input + value * tensor1 / tensor2")
+    return _addc("addcdiv", Div.apply, input, tensor1, tensor2, value)
+
+
+def is_nonzero(input: Tensor) -> bool:
+    """Whether a one-element tensor is nonzero, as a Python bool (torch.is_nonzero)."""
+    n = input.numel()
+    if n != 1:
+        raise RuntimeError(f"is_nonzero: Boolean value of Tensor with "
+                           f"{'no values' if n == 0 else 'more than one value'} is ambiguous")
+    return bool(input.item())

@@ -437,11 +437,16 @@ def _check_along(op: str, x: Tensor, d: int, index: Any, src: Any = None) -> Non
 
 
 def _as_vectors(fn, shape: tuple, input: Tensor, *tensors: Any) -> Tensor:
-    """`fn(input, *tensors)` for a 0-d input, run on shape (1,) with the 0-d tensors among the
-    others made vectors too, and its result reshaped to `shape` (torch's 0-d rule)."""
+    """`fn(input, *tensors)` where a 0-d tensor meets a 1-D one, run with every 0-d tensor made
+    a vector of one, and its result reshaped to `shape` (torch counts 0-d as 1-D here)."""
     shaped = [reshape(t, (-1,)) if isinstance(t, Tensor) and t.ndim == 0 else t
               for t in tensors]
-    return reshape(fn(reshape(input, (1,)), *shaped), tuple(shape))
+    return reshape(fn(reshape(input, (-1,)), *shaped), tuple(shape))
+
+
+def _mixes_0d_and_1d(input: Tensor, idx: Any) -> bool:
+    """A 0-d tensor with a 0-d or 1-D one: torch counts the 0-d as 1-D."""
+    return max(input.ndim, idx.ndim) <= 1 and min(input.ndim, idx.ndim) == 0
 
 
 def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False) -> Tensor:
@@ -449,7 +454,7 @@ def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False)
     back (`sparse_grad` is accepted and ignored: gradients are dense)."""
     d = normalize_dim("gather", dim, input.ndim)
     idx = _index_tensor("gather", index)
-    if input.ndim == 0 and idx.ndim <= 1:
+    if _mixes_0d_and_1d(input, idx):
         return _as_vectors(lambda x, i: gather(x, 0, i), index.shape, input, index)
     _check_along("gather", input, d, idx)
     return GetItem.apply(input, items=_along_dim(idx, d))
@@ -464,16 +469,16 @@ def _scattered(op: str, input: Tensor, dim: int, index: Tensor, src: Any, accumu
         if src.dtype != input.dtype:
             raise RuntimeError(f"{op}(): Expected self.dtype to be equal to src.dtype (got "
                                f"{input.dtype} and {src.dtype})")
-        if input.ndim == 0 and idx.ndim <= 1:
-            return _as_vectors(lambda x, i, s: _scattered(op, x, 0, i, s, accumulate), (),
-                               input, index, src)
+        if _mixes_0d_and_1d(input, idx):
+            return _as_vectors(lambda x, i, s: _scattered(op, x, 0, i, s, accumulate),
+                               input.shape, input, index, src)
         _check_along(op, input, d, idx, src)
         if tuple(src.shape) != tuple(idx.shape):
             src = getitem(src, tuple(slice(0, n) for n in idx.shape))
     else:
-        if input.ndim == 0 and idx.ndim <= 1:
-            return _as_vectors(lambda x, i: _scattered(op, x, 0, i, src, accumulate), (),
-                               input, index)
+        if _mixes_0d_and_1d(input, idx):
+            return _as_vectors(lambda x, i: _scattered(op, x, 0, i, src, accumulate),
+                               input.shape, input, index)
         _check_along(op, input, d, idx)
     return IndexPut.apply(input, src, index=Index(_along_dim(idx, d)),
                           accumulate=accumulate)
@@ -623,10 +628,10 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
     if src.dtype != input.dtype:
         raise RuntimeError(f"scatter_reduce(): Expected self.dtype to be equal to src.dtype "
                            f"(got {input.dtype} and {src.dtype})")
-    if input.ndim == 0 and idx.ndim <= 1:
+    if _mixes_0d_and_1d(input, idx):
         return _as_vectors(lambda x, i, s: scatter_reduce(x, 0, i, s, reduce,
                                                           include_self=include_self),
-                           (), input, index, src)
+                           input.shape, input, index, src)
     _check_along("scatter_reduce", input, d, idx, src)
     if tuple(src.shape) != tuple(idx.shape):
         src = getitem(src, tuple(slice(0, n) for n in idx.shape))
@@ -983,3 +988,31 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
     n = x.shape[d]
     size = -(-n // chunks) if n else 1
     return split(x, size, d)
+
+
+# -- index_reduce (round 2) -------------------------------------------------------------------
+_INDEX_REDUCES = ("prod", "mean", "amax", "amin")
+
+
+def index_reduce(input: Tensor, dim: int, index: Tensor, source: Tensor, reduce: str, *,
+                 include_self: bool = True) -> Tensor:
+    """A copy of `input` with source's slices reduced into it at `index` along `dim` by
+    `reduce` (prod, mean, amax, amin), the input's own values included unless
+    include_self=False (torch.index_reduce): scatter_reduce with the index spread over
+    source's shape, so it has scatter_reduce's gradients."""
+    op = "index_reduce"
+    if reduce not in _INDEX_REDUCES:
+        raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or "
+                           f"amin but got {reduce}.")
+    d, idx = _dim_index(op, input, dim, index, range_error=IndexError)
+    _check_source(op, input, d, idx.size, source)
+    if input.ndim == 0:
+        return reshape(index_reduce(reshape(input, (1,)), 0, Tensor._wrap(idx),
+                                    reshape(source, (1,)), reduce, include_self=include_self),
+                       ())
+    xp = input._xp
+    spread = [1] * input.ndim
+    spread[d] = idx.size
+    full = xp.broadcast_to(idx.astype(np.int64).reshape(spread), tuple(source.shape))
+    return ScatterReduce.apply(input, source, index=Tensor._wrap(full), dim=d, reduce=reduce,
+                               include_self=bool(include_self))

@@ -317,3 +317,99 @@ def diag(x: Tensor, diagonal: int = 0) -> Tensor:
     if x.ndim == 2:
         return clone(Diagonal.apply(x, offset=int(diagonal), dim1=0, dim2=1))
     raise RuntimeError(f"diag: Supports 1D or 2D tensors. Got {x.ndim}D")
+
+
+# -- copies of parts: narrow_copy, diff (round 2) ---------------------------------------------
+def narrow_copy(x: Tensor, dim: int, start: Any, length: Any) -> Tensor:
+    """narrow's elements as a new tensor, not a view (torch.narrow_copy)."""
+    from .shape import narrow
+    try:
+        view = narrow(x, dim, start, length)
+    except (IndexError, RuntimeError, TypeError) as err:
+        raise type(err)(f"narrow_copy: {err}") from None
+    return clone(view)
+
+
+def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None,
+         append: Tensor | None = None) -> Tensor:
+    """The n-th forward difference along `dim` (torch.diff), after `prepend` and `append` are
+    concatenated at its ends; bool tensors give logical_xor of neighbours, as torch."""
+    from .elementwise import logical_xor
+    from .index import cat
+    from .shape import narrow
+    if not isinstance(input, Tensor):
+        raise TypeError(f"diff: argument 'input' must be a Tensor, not {type(input).__name__}")
+    if input.ndim == 0:
+        raise RuntimeError("diff: diff expects input to be at least one-dimensional")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise RuntimeError(f"diff: order must be non-negative but got {n}")
+    d = normalize_dim("diff", dim, input.ndim)
+    parts = []
+    for name, part in (("prepend", prepend), (None, input), ("append", append)):
+        if part is None:
+            continue
+        if not isinstance(part, Tensor):
+            raise TypeError(f"diff: argument '{name}' must be a Tensor, not "
+                            f"{type(part).__name__}")
+        if part.ndim != input.ndim:
+            raise RuntimeError(f"diff: diff expects prepend or append to be the same dimension "
+                               f"as input (got {name} of {part.ndim} dims, input of "
+                               f"{input.ndim})")
+        parts.append(part)
+    x = cat(parts, d) if len(parts) > 1 else input
+    for _ in range(int(n)):
+        size = x.shape[d]
+        if size == 0:
+            break
+        hi, lo = narrow(x, d, 1, size - 1), narrow(x, d, 0, size - 1)
+        x = logical_xor(hi, lo) if x.dtype == dtypes.bool else hi - lo
+    return x
+
+
+def _trapezoids(op: str, y: Tensor, x: Tensor | None, dx: Any, dim: int) -> tuple:
+    """(the trapezoids' areas along dim, the dim): (y[i] + y[i+1]) / 2 times the spacing,
+    dx (1 by default) or the steps of the sample points x."""
+    from .shape import narrow
+    if not isinstance(y, Tensor):
+        raise TypeError(f"{op}: argument 'y' must be a Tensor, not {type(y).__name__}")
+    if y.ndim == 0:
+        raise IndexError(f"{op}: Dimension specified as {dim} but tensor has no dimensions")
+    d = normalize_dim(op, dim, y.ndim)
+    n = y.shape[d]
+    m = max(n - 1, 0)  # the trapezoids' count
+    ends = narrow(y, d, min(n, 1), m) + narrow(y, d, 0, m)
+    if x is None:
+        return ends * (1 if dx is None else dx) / 2, d
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: argument 'x' must be a Tensor, not {type(x).__name__}")
+    if x.ndim == 1:
+        if x.shape[0] != n:
+            raise RuntimeError(f"{op}: There must be one `x` value for each sample point (x "
+                               f"has {x.shape[0]}, y has {n} along dim {d})")
+        steps = reshape(diff(x), tuple(m if k == d else 1 for k in range(y.ndim)))
+    else:
+        steps = diff(x, dim=d)
+    return steps * ends / 2, d
+
+
+def trapezoid(y: Tensor, x: Tensor | None = None, *, dx: Any = None, dim: int = -1) -> Tensor:
+    """The trapezoidal rule's integral of y along `dim` (torch.trapezoid), over sample points
+    x or a constant spacing dx (1 by default)."""
+    from .reduce import sum
+    areas, d = _trapezoids("trapezoid", y, x, dx, dim)
+    # (no samples: torch's zeros of y's sum, int64 for integers)
+    return sum(areas if y.shape[d] else y, d)
+
+
+def trapz(y: Tensor, x: Tensor | None = None, *, dx: Any = None, dim: int = -1) -> Tensor:
+    """torch.trapz: trapezoid."""
+    return trapezoid(y, x, dx=dx, dim=dim)
+
+
+def cumulative_trapezoid(y: Tensor, x: Tensor | None = None, *, dx: Any = None,
+                         dim: int = -1) -> Tensor:
+    """The running trapezoidal integral of y along `dim`, one fewer than y's samples
+    (torch.cumulative_trapezoid)."""
+    from .scan import cumsum
+    areas, d = _trapezoids("cumulative_trapezoid", y, x, dx, dim)
+    return cumsum(areas, d)

@@ -844,3 +844,54 @@ def legacy_norm(input: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = 
             dims = list(range(input.ndim))
         return matrix_norm(input, p, dims, keepdim, dtype=dtype)
     return vector_norm(input, 2.0 if p is None else p, dims, keepdim, dtype=dtype)
+
+
+# -- powers and distances ---------------------------------------------------------------------
+def matrix_power(A: Tensor, n: int) -> Tensor:
+    """A @ A @ ... (n factors) of each square matrix (torch.linalg.matrix_power and
+    torch.matrix_power), by repeated squaring; n = 0 gives identities, n < 0 powers of the
+    inverse (floating A only)."""
+    from .elementwise import clone
+    op = "linalg.matrix_power"
+    if not isinstance(A, Tensor):
+        raise TypeError(f"{op}: argument 'A' must be a Tensor, not {type(A).__name__}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"{op}: argument 'n' must be int, not {type(n).__name__}")
+    if A.ndim < 2:
+        raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
+    if A.shape[-1] != A.shape[-2]:
+        raise RuntimeError(f"{op}: A must be batches of square matrices, but they are "
+                           f"{A.shape[-2]} by {A.shape[-1]} matrices")
+    if n == 0:
+        # NOTE: identities that require grad when A does, with zero gradients (torch's)
+        xp = A._xp
+        eye = Tensor._wrap(xp.broadcast_to(xp.eye(A.shape[-1], dtype=A.dtype), A.shape).copy())
+        return where(Tensor._wrap(xp.ones(A.shape, bool)), eye, A)
+    if n < 0:
+        A, n = inv(A), -n
+    # NOTE: repeated squaring: A^n is the product of the squarings A^(2^k) at n's set bits
+    factors, square = [], A
+    while n:
+        if n & 1:
+            factors.append(square)
+        n >>= 1
+        if n:
+            square = matmul(square, square)
+    result = factors[0]
+    for factor in factors[1:]:
+        result = matmul(result, factor)
+    return clone(result) if result is A else result  # a copy, never A itself, as torch's A^1
+
+
+def dist(input: Tensor, other: Tensor, p: Any = 2) -> Tensor:
+    """The p-norm of input - other, broadcast against each other (torch.dist)."""
+    for name, v in (("input", input), ("other", other)):
+        if not isinstance(v, Tensor):
+            raise TypeError(f"dist: argument '{name}' must be a Tensor, not {type(v).__name__}")
+    for v in (input, other):
+        if v.dtype.kind != "f":
+            raise RuntimeError(f"dist: norm(): input dtype should be either floating point or "
+                               f"complex. Got {dtypes.torch_name(v.dtype)} instead.")
+    from .shape import broadcast_shapes
+    broadcast_shapes("dist", tuple(input.shape), tuple(other.shape))
+    return vector_norm(input - other, p)

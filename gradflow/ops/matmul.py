@@ -77,26 +77,34 @@ class Matmul(Op):
 
 
 class LinearProduct(Op):
-    """x W^T for x of shape (..., in) and W of shape (out, in), with a backward that makes the
-    weight gradient g^T x in W's own layout. (As matmul(x, W.t()) the weight gradient came
-    out as a transposed view, and every optimizer pass over a big layer then ran strided.)"""
+    """x W^T + b for x of shape (..., in), W of shape (out, in) and an optional b of shape
+    (out,), one node as torch's addmm, with a backward that makes the weight gradient g^T x in
+    W's own layout. (As matmul(x, W.t()) the weight gradient came out as a transposed view, and
+    every optimizer pass over a big layer then ran strided.)"""
 
     op_name = "linear"
 
     @staticmethod
-    def forward(ctx, x, w):
+    def forward(ctx, x, w, b=None):
         ctx.save_for_backward(x, w)
-        return matmul_arrays(x.array, w.array.T)
+        out = matmul_arrays(x.array, w.array.T)
+        if b is not None:
+            out += b.array  # NOTE: the product is a fresh array, so the bias goes in place
+        return out
 
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
-        gx = matmul(g, w) if ctx.needs_input_grad[0] else None
-        gw = None
-        if ctx.needs_input_grad[1]:
+        needs = ctx.needs_input_grad
+        gx = matmul(g, w) if needs[0] else None
+        gw = gb = None
+        if needs[1] or (len(needs) > 2 and needs[2]):
             rows = reshape(g, (-1, w.shape[0]))
-            gw = matmul(transpose(rows, 0, 1), reshape(x, (-1, w.shape[1])))
-        return gx, gw
+            if needs[1]:
+                gw = matmul(transpose(rows, 0, 1), reshape(x, (-1, w.shape[1])))
+            if len(needs) > 2 and needs[2]:
+                gb = rows.sum(0)
+        return (gx, gw) if len(needs) == 2 else (gx, gw, gb)
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:

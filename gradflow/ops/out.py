@@ -30,7 +30,9 @@ EXACT_DTYPE = frozenset({
     "gather", "index_select", "masked_select", "nonzero", "take", "take_along_dim",
     "index_add", "index_copy", "scatter", "scatter_add", "scatter_reduce", "mm", "bmm", "mv",
     "addmm", "addbmm", "baddbmm", "addmv", "dot", "vdot", "inner", "tensordot", "cross",
-    "inverse", "norm", "qr", "svd", "slogdet"})
+    "inverse", "norm", "qr", "svd", "slogdet", "clamp_min", "clamp_max", "ldexp", "float_power",
+    "signbit", "heaviside", "histc", "bucketize", "searchsorted", "matrix_power", "narrow_copy",
+    "index_reduce", "frexp"})
 # Whose out's dtype is the dtype to compute in, as their `dtype=` (torch.sum(x, 0, out=long)
 # sums x cast to long).
 DTYPE_FROM_OUT = frozenset({"sum", "nansum", "prod", "cumsum", "cumprod"})
@@ -53,7 +55,10 @@ OUT_FUNCTIONS = (
     "masked_select", "nonzero", "take", "take_along_dim", "index_add", "index_copy", "scatter",
     "scatter_add", "scatter_reduce", "mm", "bmm", "mv", "addmm", "addbmm", "baddbmm", "addmv",
     "dot", "vdot", "inner", "outer", "ger", "kron", "tensordot", "cross", "inverse", "cholesky",
-    "norm", "qr", "svd", "slogdet")
+    "norm", "qr", "svd", "slogdet", "true_divide", "clamp_min", "clamp_max", "deg2rad",
+    "rad2deg", "sinc", "gcd", "lcm", "ldexp", "i0", "float_power", "signbit", "heaviside", "fmax",
+    "fmin", "nextafter", "addcmul", "addcdiv", "diff", "histc", "bucketize", "searchsorted",
+    "matrix_power", "narrow_copy", "index_reduce", "frexp")
 
 
 def _requires_grad(values: Any) -> bool:

@@ -290,3 +290,16 @@ def cross(input: Tensor, other: Tensor, dim: Any = None) -> Tensor:
 def linalg_cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:
     """The cross product along `dim`, the last by default (torch.linalg.cross)."""
     return _cross("linalg.cross", input, other, dim)
+
+
+def trace(input: Tensor) -> Tensor:
+    """The sum of a matrix's main diagonal (torch.trace), in the sum's dtype (int64 for
+    integers)."""
+    from .reduce import sum
+    from .shape import diagonal
+    _tensors("trace", input=input)
+    if input.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.ndim}")
+    if input.dtype.kind == "b":
+        raise NotImplementedError("trace: not implemented for bool tensors")
+    return sum(diagonal(input))

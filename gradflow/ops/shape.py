@@ -677,3 +677,23 @@ def meshgrid(*tensors: Any, indexing: str | None = None) -> tuple:
         sizes[axis] = t.numel()
     return tuple(expand(reshape(t, tuple(-1 if k == axis else 1 for k in range(n))), sizes)
                  for t, axis in zip(inputs, axes))
+
+
+# -- select and ravel (round 2) ---------------------------------------------------------------
+def select(x: Tensor, dim: int, index: Any) -> Tensor:
+    """The slice at `index` along `dim`, without that dim: a view (torch.select, x[..., i,
+    ...]); a negative index counts from the end."""
+    if x.ndim == 0:
+        raise IndexError("select: select() cannot be applied to a 0-dim tensor.")
+    d = normalize_dim("select", dim, x.ndim)
+    i, n = _int("select", "index", index), x.shape[d]
+    if not -n <= i < n:
+        raise IndexError(f"select(): index {i} out of range for tensor of size "
+                         f"{list(x.shape)} at dimension {d}")
+    return squeeze(Narrow.apply(x, dim=d, start=i % n, length=1), d)
+
+
+def ravel(x: Tensor) -> Tensor:
+    """The elements as one dim, in row-major order (torch.ravel): a view where the strides
+    allow, else a copy."""
+    return reshape(x, (-1,))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ..argcheck import pair
 from ..tensor import Tensor
 from .shape import squeeze, unsqueeze
 
@@ -56,25 +55,3 @@ def check_window(op: str, window: Window, shape: tuple) -> tuple:
                            f"than the padded input {padded} (input shape {tuple(shape)}); the "
                            f"output size would be ({oh}, {ow})")
     return oh, ow
-
-
-def conv_padding(padding: Any, kernel: tuple, stride: tuple, dilation: tuple) -> tuple:
-    """conv2d's (top, bottom, left, right) padding from an int, a pair, 'valid' or 'same'
-    (shared by the functional form and the nn.Conv2d layer)."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return (0, 0, 0, 0)
-        if padding != "same":
-            raise ValueError(f"conv2d: invalid padding string {padding!r}; use 'valid', "
-                             "'same', an int or a pair of ints")
-        if stride != (1, 1):
-            raise RuntimeError(f"conv2d: padding='same' is not supported for strided "
-                               f"convolutions (stride {stride})")
-        # NOTE: a dilated kernel spans d*(k-1)+1 pixels, so 'same' pads d*(k-1) in all; when
-        # that is odd the extra pixel goes after (bottom/right), as torch does.
-        th, tw = (d * (k - 1) for k, d in zip(kernel, dilation))
-        return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
-    ph, pw = pair("conv2d", "padding", padding)
-    if min(ph, pw) < 0:
-        raise RuntimeError(f"conv2d: negative padding is not supported, got {padding!r}")
-    return (ph, ph, pw, pw)

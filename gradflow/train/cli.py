@@ -37,7 +37,7 @@ PROG = "python -m gradflow.train"
 OUTPUTS = ("last.ckpt", "best.ckpt", "metrics.csv", "curves.png")  # what a run writes to --out
 # Options that change neither the schedule nor the data, so a resumed run may change them.
 MAY_CHANGE_ON_RESUME = {"resume", "out", "device", "data_dir", "max_steps", "exist_ok",
-                        "threads"}
+                        "threads", "tensorboard"}
 EVAL_FLOOR = 1000  # --subset N evaluates on max(N, EVAL_FLOOR) images of each split
 
 
@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="BLAS/OpenMP threads on the CPU (gf.set_num_threads); more than one "
                         "can collapse on a shared machine (default: OPENBLAS_NUM_THREADS or "
                         "OMP_NUM_THREADS when set, else %(default)s)")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write TensorBoard event files to DIR: per epoch the train and "
+                        "validation loss and accuracy, the learning rate and a histogram of "
+                        "each weight; needs gradflow[tensorboard] (default: off)")
     return p
 
 
@@ -149,6 +153,11 @@ def _check_args(args: argparse.Namespace) -> None:
             cuda.init()
         except RuntimeError as err:
             raise UsageError(f"--device cuda: {err}; use --device cpu") from None
+    if args.tensorboard is not None:
+        try:
+            report.tensorboard_writer_class()
+        except ImportError as err:
+            raise UsageError(f"--tensorboard: {err}") from None
     previous = [name for name in OUTPUTS if (Path(args.out) / name).exists()]
     if previous and not args.resume and not args.exist_ok:
         raise UsageError(f"--out {args.out} holds a previous run ({', '.join(previous)}): "
@@ -411,7 +420,11 @@ def _train(run: Run) -> int:
     summary(run.model, run.shape, device=run.device)
     title = f"{args.model} on {args.dataset}"
     said_no_plot = False  # the missing-matplotlib line is printed once per run
-    with StopRequest(args.max_steps) as stop:
+    # NOTE: a resumed run hides the events a stopped one wrote after its last checkpoint:
+    # those of the epochs from the next one on (each epoch logs at step = its number)
+    board = report.TensorBoardLog(args.tensorboard,
+                                  purge_step=run.epoch + 1 if args.resume else None)
+    with StopRequest(args.max_steps) as stop, board:
         while run.epoch < args.epochs:
             if run.step == 0:
                 run.epoch_lr = run.opt.param_groups[0]["lr"]
@@ -427,6 +440,7 @@ def _train(run: Run) -> int:
                    "val_acc": val["acc"], "val_top5": val.get("top5", ""), "lr": run.epoch_lr}
             run.history.append(row)
             tqdm.write(_epoch_line(row))
+            board.log_epoch(row, run.model)
             if val["loss"] < run.best_val_loss:
                 run.best_val_loss = val["loss"]
                 run.save("best")
@@ -444,9 +458,10 @@ def _train(run: Run) -> int:
             if stop.requested:
                 print(f"stopped after epoch {run.epoch}: saved {run.out / 'last.ckpt'}")
                 return INTERRUPTED
-    best = load(run.out / "best.ckpt", map_location=run.device)
-    run.model.load_state_dict(best["model"])
-    test = run.evaluate(run.test)
+        best = load(run.out / "best.ckpt", map_location=run.device)
+        run.model.load_state_dict(best["model"])
+        test = run.evaluate(run.test)
+        board.log_test(test, run.epoch)
     top5 = f", top-5 {100 * test['top5']:.2f}%" if "top5" in test else ""
     print(f"test accuracy {100 * test['acc']:.2f}%{top5} (best checkpoint, epoch "
           f"{best['epoch']}; test loss {test['loss']:.4f}); outputs in {run.out}")

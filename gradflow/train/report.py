@@ -1,8 +1,10 @@
-"""What the training command writes besides checkpoints: metrics.csv and curves.png."""
+"""What the training command writes besides checkpoints: metrics.csv, curves.png and, with
+--tensorboard, TensorBoard event files."""
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr",
            "seconds", "images_per_second"]
@@ -47,3 +49,49 @@ def plot_curves(history: list, path: Path, title: str) -> bool:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
+
+
+def tensorboard_writer_class() -> Any:
+    """gradflow.utils.tensorboard.SummaryWriter; ImportError (naming the extra to install)
+    without the tensorboard package."""
+    from ..utils.tensorboard import SummaryWriter
+    return SummaryWriter
+
+
+class TensorBoardLog:
+    """--tensorboard DIR: per epoch, the losses, accuracies and learning rate as scalars and
+    each parameter as a histogram, all at step = epoch; the test metrics at the end. With no
+    DIR every call does nothing. `purge_step` (a resumed run's first epoch) hides the events
+    a stopped run wrote past its last checkpoint."""
+
+    def __init__(self, log_dir: str | None, purge_step: int | None) -> None:
+        self.writer = None if log_dir is None else tensorboard_writer_class()(
+            log_dir, purge_step=purge_step)
+
+    def log_epoch(self, row: dict, model: Any) -> None:
+        if self.writer is None:
+            return
+        step = row["epoch"]
+        for split in ("train", "val"):
+            self.writer.add_scalar(f"{split}/loss", row[f"{split}_loss"], step)
+            self.writer.add_scalar(f"{split}/accuracy", row[f"{split}_acc"], step)
+        if row.get("val_top5", "") != "":
+            self.writer.add_scalar("val/top5", row["val_top5"], step)
+        self.writer.add_scalar("lr", row["lr"], step)
+        self.writer.add_scalar("images_per_second", row["images_per_second"], step)
+        for name, param in model.named_parameters():
+            self.writer.add_histogram(name, param, step)
+        self.writer.flush()
+
+    def log_test(self, test: dict, step: int) -> None:
+        if self.writer is None:
+            return
+        self.writer.add_scalar("test/loss", test["loss"], step)
+        self.writer.add_scalar("test/accuracy", test["acc"], step)
+
+    def __enter__(self) -> "TensorBoardLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -25,8 +25,13 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if input.dtype != weight.dtype:
         raise RuntimeError(f"linear: input dtype {input.dtype} does not match weight dtype "
                            f"{weight.dtype}; convert one, e.g. input.to({weight.dtype})")
-    out = LinearProduct.apply(input, weight)
-    return out if bias is None else out + bias
+    if bias is None:
+        return LinearProduct.apply(input, weight)
+    if tuple(bias.shape) != tuple(weight.shape[:1]) or bias.dtype != weight.dtype:
+        raise RuntimeError(f"linear: bias must have shape ({weight.shape[0]},) and the weight's "
+                           f"dtype {weight.dtype}, got shape {tuple(bias.shape)} and dtype "
+                           f"{bias.dtype}")
+    return LinearProduct.apply(input, weight, bias)
 
 
 def _dropped(input: Tensor, p: float, mask_shape: tuple) -> Tensor:

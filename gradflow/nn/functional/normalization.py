@@ -15,7 +15,8 @@ from ...ops.index import cat
 from ...ops.shape import channel_view, reshape
 from ...tensor import Tensor
 
-__all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "local_response_norm"]
+__all__ = ["batch_norm", "layer_norm", "rms_norm", "group_norm", "instance_norm",
+           "local_response_norm"]
 
 
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
@@ -80,6 +81,30 @@ def layer_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = Non
     if weight is not None:
         out = out * weight
     return out if bias is None else out + bias
+
+
+def rms_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = None,
+             eps: float | None = None) -> Tensor:
+    """x / sqrt(mean(x^2) + eps) over the trailing `normalized_shape` dims, times weight
+    (Zhang and Sennrich, 2019); eps None is the input dtype's machine epsilon, as in torch."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"rms_norm: input must be a Tensor, got {type(input).__name__}")
+    shape = argcheck.sizes("rms_norm", "normalized_shape", normalized_shape)
+    if input.dtype.kind != "f":
+        raise NotImplementedError(f"rms_norm: not implemented for {input.dtype} input (floating "
+                                  f"point only, as in torch)")
+    if eps is None:
+        eps = float(np.finfo(input.dtype).eps)
+    argcheck.real("rms_norm", "eps", eps, 0)
+    if tuple(input.shape[max(input.ndim - len(shape), 0):]) != shape or input.ndim < len(shape):
+        raise RuntimeError(f"rms_norm: input shape {tuple(input.shape)} does not end with "
+                           f"normalized_shape {shape}")
+    if weight is not None and tuple(weight.shape) != shape:
+        raise RuntimeError(f"rms_norm: weight should have shape {shape} (normalized_shape), got "
+                           f"{tuple(weight.shape)}")
+    axes = tuple(range(input.ndim - len(shape), input.ndim))
+    out = input * ((input * input).mean(axes, keepdim=True) + eps).rsqrt()
+    return out if weight is None else out * weight
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,

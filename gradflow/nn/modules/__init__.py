@@ -23,5 +23,14 @@ from .normalization import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .sampling import *  # noqa: F403
 
-__all__ = [name for family in (activation, container, conv, distance, dropout, linear, loss,
-                               normalization, pooling, sampling) for name in family.__all__]
+# NOTE: the sum spelled out, as type checkers read it
+__all__ = activation.__all__.copy()
+__all__ += container.__all__
+__all__ += conv.__all__
+__all__ += distance.__all__
+__all__ += dropout.__all__
+__all__ += linear.__all__
+__all__ += loss.__all__
+__all__ += normalization.__all__
+__all__ += pooling.__all__
+__all__ += sampling.__all__

@@ -1,5 +1,5 @@
-"""Normalisation layers: BatchNorm1d/2d, LayerNorm, GroupNorm, InstanceNorm2d and AlexNet's
-LocalResponseNorm."""
+"""Normalisation layers: BatchNorm1d/2d/3d, LayerNorm, RMSNorm, GroupNorm,
+InstanceNorm1d/2d/3d and AlexNet's LocalResponseNorm."""
 from __future__ import annotations
 
 import warnings
@@ -12,8 +12,8 @@ from .. import init
 from ..module import Module
 from ..parameter import Parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "InstanceNorm2d", "LayerNorm", "GroupNorm",
-           "LocalResponseNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d",
+           "InstanceNorm3d", "LayerNorm", "RMSNorm", "GroupNorm", "LocalResponseNorm"]
 
 
 def _affine(module: Module, shape, affine: bool, bias: bool, device, dtype) -> None:
@@ -134,7 +134,18 @@ class BatchNorm2d(_BatchNorm):
     expected_dims = (4,)
 
 
-class InstanceNorm2d(_NormBase):
+class BatchNorm3d(_BatchNorm):
+    """Batch normalisation over (N, C, D, H, W) inputs."""
+
+    expected_dims = (5,)
+
+
+class _InstanceNorm(_NormBase):
+    """Each (sample, channel) normalised on its own; an input without the batch dim (one
+    dim fewer) is taken as a batch of one, as torch does."""
+
+    spatial_dims = 2
+
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  affine: bool = False, track_running_stats: bool = False, device=None,
                  dtype=None, *, bias: bool = True) -> None:
@@ -142,12 +153,40 @@ class InstanceNorm2d(_NormBase):
                          bias)
 
     def forward(self, input: Tensor) -> Tensor:
-        if input.ndim != 4:
-            raise ValueError(f"InstanceNorm2d: expected 4D input, got shape "
-                             f"{tuple(input.shape)}")
+        name, unbatched = type(self).__name__, self.spatial_dims + 1
+        if input.ndim not in (unbatched, unbatched + 1):
+            raise ValueError(f"{name}: expected {unbatched}D or {unbatched + 1}D input, got "
+                             f"{input.ndim}D input of shape {tuple(input.shape)}")
+        feature_dim = input.ndim - unbatched
+        if input.shape[feature_dim] != self.num_features and self.affine:
+            raise ValueError(f"{name}: expected input's size at dim={feature_dim} to match "
+                             f"num_features ({self.num_features}), but got: "
+                             f"{input.shape[feature_dim]} (input shape {tuple(input.shape)})")
+        batch = input.unsqueeze(0) if input.ndim == unbatched else input
         use_input_stats = self.training or not self.track_running_stats
-        return F.instance_norm(input, self.running_mean, self.running_var, self.weight,
-                               self.bias, use_input_stats, self._momentum(), self.eps)
+        # NOTE: as torch, instance norm counts no batches (num_batches_tracked stays 0)
+        momentum = 0.0 if self.momentum is None else self.momentum
+        out = F.instance_norm(batch, self.running_mean, self.running_var, self.weight,
+                              self.bias, use_input_stats, momentum, self.eps)
+        return out.squeeze(0) if input.ndim == unbatched else out
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalisation over (N, C, L) or (C, L) inputs."""
+
+    spatial_dims = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalisation over (N, C, H, W) or (C, H, W) inputs (Ulyanov et al., 2016)."""
+
+    spatial_dims = 2
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalisation over (N, C, D, H, W) or (C, D, H, W) inputs."""
+
+    spatial_dims = 3
 
 
 class LayerNorm(Module):
@@ -166,6 +205,31 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
                 f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
+
+
+class RMSNorm(Module):
+    """Root-mean-square normalisation over the trailing `normalized_shape` dims, with a
+    learned scale (torch.nn.RMSNorm); eps None is the input dtype's machine epsilon."""
+
+    def __init__(self, normalized_shape, eps: float | None = None,
+                 elementwise_affine: bool = True, device=None, dtype=None) -> None:
+        super().__init__()
+        shape = argcheck.sizes("RMSNorm", "normalized_shape", normalized_shape)
+        if eps is not None:
+            argcheck.real("RMSNorm", "eps", eps, 0)
+        self.normalized_shape, self.eps = shape, eps
+        self.elementwise_affine = elementwise_affine
+        if elementwise_affine:
+            self.weight = Parameter(creation.ones(shape, device=device, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.rms_norm(input, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
 
 
 class GroupNorm(Module):

@@ -1,12 +1,13 @@
-"""Map-style datasets: the `Dataset` protocol, `TensorDataset`, `Subset`, `ConcatDataset` and
-`random_split` (torch.utils.data)."""
+"""Datasets (torch.utils.data): the map-style `Dataset` protocol with `TensorDataset`, `Subset`,
+`ConcatDataset`, `StackDataset` and `random_split`; the stream-style `IterableDataset` with
+`ChainDataset`."""
 from __future__ import annotations
 
 import bisect
 import itertools
 import math
 import warnings
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from ...creation import randperm
 from ...random import Generator
@@ -24,6 +25,41 @@ class Dataset:
 
     def __add__(self, other: "Dataset") -> "ConcatDataset":
         return ConcatDataset([self, other])
+
+
+class IterableDataset(Dataset):
+    """A stream of samples; subclasses define `__iter__`. In DataLoader workers every worker
+    iterates its own copy, so a dataset that should not repeat itself shards its stream by
+    `get_worker_info()` (torch.utils.data.IterableDataset)."""
+
+    def __iter__(self) -> Iterator:
+        raise NotImplementedError(f"{type(self).__name__} must implement __iter__")
+
+    def __add__(self, other: Dataset) -> "ChainDataset":  # type: ignore[override]
+        return ChainDataset([self, other])
+
+
+class ChainDataset(IterableDataset):
+    """Several IterableDatasets read one after another (torch.utils.data.ChainDataset)."""
+
+    def __init__(self, datasets: Iterable[Dataset]) -> None:
+        self.datasets = datasets
+
+    def __iter__(self) -> Iterator:
+        for dataset in self.datasets:
+            if not isinstance(dataset, IterableDataset):
+                raise TypeError(f"ChainDataset only supports IterableDataset, got "
+                                f"{type(dataset).__name__}")
+            yield from dataset
+
+    def __len__(self) -> int:
+        total = 0
+        for dataset in self.datasets:
+            if not isinstance(dataset, IterableDataset):
+                raise TypeError(f"ChainDataset only supports IterableDataset, got "
+                                f"{type(dataset).__name__}")
+            total += len(dataset)  # type: ignore[arg-type]
+        return total
 
 
 class TensorDataset(Dataset):
@@ -65,13 +101,44 @@ class Subset(Dataset):
         return len(self.indices)
 
 
+class StackDataset(Dataset):
+    """Sample i is `tuple(d[i] for d in args)` or `{k: d[i] for k, d in kwargs.items()}`: several
+    datasets of one length read side by side (torch.utils.data.StackDataset)."""
+
+    def __init__(self, *args: Dataset, **kwargs: Dataset) -> None:
+        if args and kwargs:
+            raise ValueError("StackDataset: supported either tuple-like (via args) or dict-like "
+                             "(via kwargs) input/output, but both types are given")
+        datasets: Any = args or kwargs
+        if not datasets:
+            raise ValueError("StackDataset: at least one dataset should be passed")
+        parts = datasets.values() if kwargs else datasets
+        sizes = [len(d) for d in parts]  # type: ignore[arg-type]
+        if len(set(sizes)) > 1:
+            raise ValueError(f"StackDataset: size mismatch between datasets: lengths {sizes}")
+        self.datasets = datasets
+        self._length = sizes[0]
+
+    def __getitem__(self, index: int) -> Any:
+        if isinstance(self.datasets, dict):
+            return {key: dataset[index] for key, dataset in self.datasets.items()}
+        return tuple(dataset[index] for dataset in self.datasets)
+
+    def __len__(self) -> int:
+        return self._length
+
+
 class ConcatDataset(Dataset):
-    """Several datasets read one after another as a single dataset."""
+    """Several map-style datasets read one after another as a single dataset."""
 
     def __init__(self, datasets: Iterable[Dataset]) -> None:
         self.datasets = list(datasets)
         if not self.datasets:
             raise ValueError("ConcatDataset: datasets should not be an empty iterable")
+        for dataset in self.datasets:
+            if isinstance(dataset, IterableDataset):
+                raise TypeError("ConcatDataset does not support IterableDataset; use "
+                                "ChainDataset")
         self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
 
     def __len__(self) -> int:

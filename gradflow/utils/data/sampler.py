@@ -2,11 +2,12 @@
 (torch.utils.data.sampler). Random ones draw from a `Generator` or gradflow's default one."""
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Sequence, Sized
+from typing import Any, Iterable, Iterator, Sequence, Sized
 
 import numpy as np
 
 from ...random import Generator, cpu_rng
+from ...tensor import Tensor
 
 
 class Sampler:
@@ -38,6 +39,9 @@ class RandomSampler(Sampler):
 
     def __init__(self, data_source: Sized, replacement: bool = False,
                  num_samples: int | None = None, generator: Generator | None = None) -> None:
+        if not isinstance(replacement, bool):
+            raise TypeError(f"RandomSampler: replacement should be a boolean value, but got "
+                            f"replacement={replacement!r}")
         self.data_source = data_source
         self.replacement = replacement
         self._num_samples = num_samples
@@ -75,6 +79,52 @@ class SubsetRandomSampler(Sampler):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+class WeightedRandomSampler(Sampler):
+    """`num_samples` indices drawn with probability proportional to `weights`, with replacement
+    unless told otherwise (torch.utils.data.WeightedRandomSampler)."""
+
+    def __init__(self, weights: Sequence[float] | Tensor | Any, num_samples: int,
+                 replacement: bool = True, generator: Generator | None = None) -> None:
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
+            raise ValueError(f"WeightedRandomSampler: num_samples should be a positive integer "
+                             f"value, but got num_samples={num_samples!r}")
+        if not isinstance(replacement, bool):
+            raise ValueError(f"WeightedRandomSampler: replacement should be a boolean value, "
+                             f"but got replacement={replacement!r}")
+        if isinstance(weights, Tensor):
+            weights = weights.detach().cpu().numpy()
+        w = np.asarray(weights, dtype=np.float64)
+        if w.ndim != 1:
+            raise ValueError(f"WeightedRandomSampler: weights should be a 1d sequence but given "
+                             f"weights have shape {w.shape}")
+        self.weights = w
+        self.num_samples = num_samples
+        self.replacement = replacement
+        self.generator = generator
+
+    def __iter__(self) -> Iterator[int]:
+        w = self.weights
+        if not (np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
+            raise RuntimeError(f"WeightedRandomSampler: invalid multinomial distribution: weights "
+                               f"must be finite, non-negative and not all zero, got {w}")
+        rng = cpu_rng(self.generator)
+        if self.replacement:
+            return iter(rng.choice(len(w), self.num_samples, p=w / w.sum()).tolist())
+        if self.num_samples > len(w):
+            raise RuntimeError(f"WeightedRandomSampler: cannot draw {self.num_samples} samples "
+                               f"without replacement from {len(w)} weights")
+        # NOTE: as torch's multinomial, indices of zero weight come once the others are used up
+        # (here in a uniformly random order)
+        nonzero = np.flatnonzero(w)
+        first = rng.choice(nonzero, min(self.num_samples, len(nonzero)), replace=False,
+                           p=w[nonzero] / w.sum())
+        rest = rng.permutation(np.flatnonzero(w == 0))[:self.num_samples - len(first)]
+        return iter(np.concatenate([first, rest]).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
 
 
 class BatchSampler(Sampler):
