@@ -79,6 +79,7 @@ from .ops.sampling import pixel_shuffle, pixel_unshuffle
 from . import linalg
 
 from . import accelerator, datasets, models, nn, optim, transforms, utils
+from . import distributed
 from .nn.functional import cosine_similarity, log_softmax, pairwise_distance, softmax
 from .nn.functional.distance import cdist
 from .serialization import load, save

@@ -106,3 +106,25 @@ def probability(owner: str, p: Any) -> None:
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"{owner}: dropout probability p has to be between 0 and 1, but got "
                          f"{p}")
+
+
+def ntuple(owner: str, name: str, value: Any, n: int, minimum: int | None = None,
+           count_error: type = RuntimeError) -> tuple:
+    """An int or n ints as a tuple of n (torch's _single, _pair, _triple): the window sizes of
+    the convolutions, the pools and their layers. A wrong type is a TypeError; a value below
+    `minimum` a RuntimeError, and so is a wrong count unless `count_error` says otherwise, as
+    torch's ops raise (layers, which torch does not check, call a wrong count a TypeError)."""
+    if type(value) is int and (minimum is None or value >= minimum):  # the common case, fast
+        return (value,) * n
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
+    # NOTE: `type(...) is int` first: the Integral check costs an ABC lookup
+    if not all(type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
+               for v in items):
+        raise TypeError(f"{owner}: {name} must be an int or a tuple of {n} ints, got {value!r}")
+    if len(items) != n:
+        raise count_error(f"{owner}: {name} must be a single int or {n} ints (one per "
+                          f"spatial dimension), got {value!r}")
+    if minimum is not None and min(items) < minimum:
+        what = "positive" if minimum == 1 else "non-negative"
+        raise RuntimeError(f"{owner}: {name} must be {what}, got {value!r}")
+    return tuple(int(v) for v in items)

@@ -2,6 +2,7 @@
 running statistics), the pre-timing check catches a pair that differs, and the train-step
 command runs on the CPU and writes its JSON. No time is held to a threshold."""
 import importlib
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -178,3 +179,25 @@ def test_dataloader_benchmark_times_each_worker_count(bench, tmp_path, capsys):
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("per-sample transform: ") and printed[1].split() == \
         ["num_workers", "samples/s", "vs", "0", "workers"]
+
+
+def test_distributed_benchmark_times_one_and_two_ranks(bench, tmp_path, capsys):
+    distributed = bench("distributed")
+    if importlib.util.find_spec("mpi4py") is None or distributed.find_mpiexec() is None:
+        pytest.skip("needs mpi4py and mpiexec: pip install 'gradflow[distributed]'")
+    out = tmp_path / "distributed.json"
+    code = distributed.main(["--ranks", "1", "2", "--nets", "mlp", "--batch", "4", "--warmup",
+                             "1", "--steps", "2", "--rounds", "1", "--json", str(out)])
+    assert code == 0
+    run = json.loads(out.read_text())
+    assert set(run) == {"environment", "settings", "notes", "rows"}
+    one, two = run["rows"]
+    assert (one["ranks"], two["ranks"]) == (1, 2) and one["net"] == two["net"] == "mlp"
+    assert one["wait_share"] is None and one["step_vs_1_rank"] == 1.0
+    assert math.isclose(two["step_vs_1_rank"], two["step_ms"] / one["step_ms"])
+    assert math.isclose(two["efficiency"], one["step_ms"] / two["step_ms"])
+    assert 0 < two["wait_ms"] < two["step_ms"] and two["buckets"] >= 1
+    assert math.isclose(two["sync_share"], 1 - two["no_sync_step_ms"] / two["step_ms"])
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split()[:4] == ["net", "ranks", "step", "ms"]
+    assert printed[2].split()[:2] == ["mlp", "2"], printed

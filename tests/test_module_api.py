@@ -52,10 +52,6 @@ def test_layer_reprs_match_torch(make):
 
 CONTAINERS = {"Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"}
 # reprs that differ from torch's in layers owned elsewhere (reported to the lead)
-KNOWN_DIFFERENT = {
-    "AvgPool1d": "prints kernel_size=3 where torch prints kernel_size=(3,)",
-    "TripletMarginWithDistanceLoss": "torch lists its default PairwiseDistance child",
-}
 
 
 def first_construction(name):
@@ -77,8 +73,6 @@ def test_every_layer_prints_as_torch(name):
     pair = first_construction(name)
     if pair is None:
         pytest.skip(f"no simple constructor call for {name}")
-    if name in KNOWN_DIFFERENT:
-        pytest.xfail(KNOWN_DIFFERENT[name])
     g, t = pair
     assert repr(g) == repr(t)
 

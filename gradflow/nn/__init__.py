@@ -1,5 +1,5 @@
 """Neural-network building blocks (torch.nn)."""
-from . import functional, init, utils
+from . import functional, init, parallel, utils
 from .module import Module
 from .modules.activation import *  # noqa: F403
 from .modules.container import *  # noqa: F403
@@ -11,4 +11,5 @@ from .modules.loss import *  # noqa: F403
 from .modules.normalization import *  # noqa: F403
 from .modules.pooling import *  # noqa: F403
 from .modules.sampling import *  # noqa: F403
+from .modules.sync_batchnorm import *  # noqa: F403
 from .parameter import Parameter

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
 from typing import Any
 
+from ..argcheck import ntuple
 from ..autograd.function import Op
 from ..autograd.grad_mode import is_grad_enabled
 from ..backend import array_module
@@ -32,7 +32,7 @@ from .adjoint import LinearOp, adjoints
 from .matmul import matmul_arrays
 from .pad import ConstantPad, constant_pad_array
 from .shape import reshape, squeeze, unsqueeze
-from .window import Window, from_batch
+from .window import Window, batch_view, from_batch
 
 
 def im2col_array(a: Any, window: Window, value: float = 0.0, batch_inner: bool = False):
@@ -329,28 +329,6 @@ class Conv2dGradWeight(_ConvOp):
 _KERNEL_AXES = {1: "kW", 2: "kH, kW", 3: "kD, kH, kW"}
 
 
-def ntuple(owner: str, name: str, value: Any, n: int, minimum: int | None = None,
-           count_error: type = RuntimeError) -> tuple:
-    """An int or n ints as a tuple of n (torch's _single, _pair, _triple): the sizes the
-    convolutions and their layers take. A value below `minimum` is a RuntimeError, and so is
-    a wrong count unless `count_error` says otherwise, as torch's convolutions raise (the
-    layers, which torch does not check, call a wrong count a TypeError)."""
-    if type(value) is int and (minimum is None or value >= minimum):  # the common case, fast
-        return (value,) * n
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
-    # NOTE: `type(...) is int` first: the Integral check costs an ABC lookup
-    if not all(type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
-               for v in items):
-        raise TypeError(f"{owner}: {name} must be an int or a tuple of {n} ints, got {value!r}")
-    if len(items) != n:
-        raise count_error(f"{owner}: expected {name} to be a single int or {n} ints to match "
-                          f"the convolution dimensions, got {value!r}")
-    if minimum is not None and min(items) < minimum:
-        what = "positive" if minimum == 1 else "non-negative"
-        raise RuntimeError(f"{owner}: {name} must be {what}, got {value!r}")
-    return tuple(int(v) for v in items)
-
-
 def conv_geometry(owner: str, kernel: tuple, stride: Any, padding: Any, dilation: Any) -> tuple:
     """(stride, dilation, padding) of a convolution with this kernel: padding as one
     (before, after) pair per spatial dimension, from ints, 'valid' or 'same'."""
@@ -409,20 +387,6 @@ def transposed_geometry(op: str, x: Tensor, kernel: tuple, stride: Any, padding:
         raise RuntimeError(f"{op}: the output size {sizes} is too small (input shape "
                            f"{tuple(x.shape)}, kernel size {kernel}, padding {padding!r})")
     return stride, dilation, pads, sizes
-
-
-def batch_input(op: str, x: Any, spatial: int) -> tuple:
-    """A batched view of an (N, C, *spatial) or unbatched (C, *spatial) input, and whether
-    it was batched (`from_batch` undoes it)."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
-    if x.ndim not in (spatial + 1, spatial + 2):
-        raise RuntimeError(f"{op}: expected a {spatial + 1}-D (unbatched) or {spatial + 2}-D "
-                           f"(batched) input, got shape {tuple(x.shape)}")
-    if 0 in x.shape[1:]:
-        raise RuntimeError(f"{op}: expected non-zero sizes for the non-batch dimensions, got "
-                           f"shape {tuple(x.shape)}")
-    return (x, True) if x.ndim == spatial + 2 else (unsqueeze(x, 0), False)
 
 
 def check_conv(op: str, x: Tensor, weight: Tensor, bias: Tensor | None, groups: int,
@@ -485,7 +449,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: An
            padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
     """2-D cross-correlation of an (N, C, H, W) or (C, H, W) input with an
     (O, C/groups, kh, kw) weight (torch.nn.functional.conv2d)."""
-    x, batched = batch_input("conv2d", input, 2)
+    x, batched = batch_view("conv2d", input, 2)
     check_conv("conv2d", x, weight, bias, groups)
     kernel = tuple(weight.shape[2:])
     stride, dilation, pads = conv_geometry("conv2d", kernel, stride, padding, dilation)
@@ -499,7 +463,7 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: An
            padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
     """1-D cross-correlation of an (N, C, L) or (C, L) input with an (O, C/groups, k) weight
     (torch.nn.functional.conv1d): conv2d's ops on a height-1 image."""
-    x, batched = batch_input("conv1d", input, 1)
+    x, batched = batch_view("conv1d", input, 1)
     check_conv("conv1d", x, weight, bias, groups)
     kernel = tuple(weight.shape[2:])
     stride, dilation, pads = conv_geometry("conv1d", kernel, stride, padding, dilation)
@@ -514,7 +478,7 @@ def _conv_transpose(op: str, input: Tensor, weight: Tensor, bias: Tensor | None,
                     spatial: int) -> Tensor:
     """conv_transpose1d/2d: conv2d's input gradient (`Conv2dGradInput`) applied to the input,
     whose backward is conv2d and its weight gradient."""
-    x, batched = batch_input(op, input, spatial)
+    x, batched = batch_view(op, input, spatial)
     check_conv(op, x, weight, bias, groups, transposed=True)
     kernel = tuple(weight.shape[2:])
     stride, dilation, pads, sizes = transposed_geometry(op, x, kernel, stride, padding,

@@ -20,7 +20,6 @@ from ..tensor import Tensor
 from .adjoint import LinearOp, adjoints
 from .conv import (
     add_bias,
-    batch_input,
     check_conv,
     conv_geometry,
     conv_out_sizes,
@@ -29,7 +28,7 @@ from .conv import (
 from .matmul import matmul
 from .pad import ConstantPad, constant_pad_array
 from .shape import permute, reshape, transpose
-from .window import from_batch
+from .window import batch_view, from_batch
 
 
 class VolumeWindow(NamedTuple):
@@ -106,7 +105,7 @@ def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: An
            padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
     """3-D cross-correlation of an (N, C, D, H, W) or (C, D, H, W) input with an
     (O, C/groups, kd, kh, kw) weight (torch.nn.functional.conv3d)."""
-    x, batched = batch_input("conv3d", input, 3)
+    x, batched = batch_view("conv3d", input, 3)
     check_conv("conv3d", x, weight, bias, groups)
     kernel = tuple(weight.shape[2:])
     stride, dilation, pads = conv_geometry("conv3d", kernel, stride, padding, dilation)
@@ -127,7 +126,7 @@ def conv_transpose3d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
     (C, O/groups, kd, kh, kw) weight (torch.nn.functional.conv_transpose3d): conv3d's input
     gradient, col2vol of the weight's transpose times the input."""
     op = "conv_transpose3d"
-    x, batched = batch_input(op, input, 3)
+    x, batched = batch_view(op, input, 3)
     check_conv(op, x, weight, bias, groups, transposed=True)
     kernel = tuple(weight.shape[2:])
     stride, dilation, pads, sizes = transposed_geometry(op, x, kernel, stride, padding,

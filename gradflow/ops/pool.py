@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from ..argcheck import pair
+from ..argcheck import ntuple, pair
 from ..autograd.function import Op
 from ..backend import move_array
 from ..cuda import compiler
@@ -32,7 +31,7 @@ from .adjoint import LinearOp, adjoints
 from .conv import Im2col
 from .index import check_range, getitem
 from .shape import reshape, squeeze, unsqueeze
-from .window import Window, check_window, from_batch, to_batch
+from .window import Window, batch_view, check_window, from_batch, to_batch
 
 
 def _arrays(a: Any):
@@ -186,39 +185,10 @@ def check_float(op: str, x: Tensor) -> None:
         raise NotImplementedError(f"{op}: expected a floating-point input, got {x.dtype}")
 
 
-def sizes_nd(op: str, name: str, value: Any, n: int, minimum: int | None = None) -> tuple:
-    """An int or a sequence of n ints as an n-tuple (torch's _single, _pair, _triple), each at
-    least `minimum` when given: the sizes of the 1-D and 3-D sliding-window ops. A wrong type
-    is a TypeError; a wrong length or a value out of range a RuntimeError, as torch raises."""
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
-    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in items):
-        raise TypeError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}")
-    if len(items) != n:
-        raise RuntimeError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}")
-    if minimum is not None and min(items) < minimum:
-        at_least = {0: "non-negative", 1: "positive"}.get(minimum, f">= {minimum}")
-        raise RuntimeError(f"{op}: {name} must be {at_least}, got {value!r}")
-    return tuple(int(v) for v in items)
-
-
-def batch_planes(op: str, x: Any, dims: int) -> tuple:
-    """An (N, C, *spatial) view of a batched or unbatched (C, *spatial) input with `dims`
-    spatial axes, and whether it was batched (`to_batch` for any number of axes)."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
-    if x.ndim not in (dims + 1, dims + 2):
-        raise RuntimeError(f"{op}: expected a {dims + 1}-D (unbatched) or {dims + 2}-D "
-                           f"(batched) input, got shape {tuple(x.shape)}")
-    if 0 in x.shape[x.ndim - dims - 1:]:
-        raise RuntimeError(f"{op}: expected non-zero sizes for the non-batch dimensions, got "
-                           f"shape {tuple(x.shape)}")
-    return (x, True) if x.ndim == dims + 2 else (unsqueeze(x, 0), False)
-
-
 def _rows(op: str, input: Any) -> tuple:
     """A 1-D pool's input as (N, C, 1, L), the 2-D ops' height-1 planes, and whether it was
     batched."""
-    x, batched = batch_planes(op, input, 1)
+    x, batched = batch_view(op, input, 1)
     return unsqueeze(x, 2), batched
 
 
@@ -229,10 +199,10 @@ def _from_rows(out: Tensor, batched: bool) -> Tensor:
 def _row_sizes(op: str, kernel_size: Any, stride: Any, padding: Any, dilation: Any) -> tuple:
     """A 1-D pool's kernel, stride, padding and dilation as the (1, n) pairs of its height-1
     planes (stride None stays None: the kernel)."""
-    kernel = (1,) + sizes_nd(op, "kernel_size", kernel_size, 1, minimum=1)
-    stride = None if stride is None else (1,) + sizes_nd(op, "stride", stride, 1, minimum=1)
-    return (kernel, stride, (0,) + sizes_nd(op, "padding", padding, 1, minimum=0),
-            (1,) + sizes_nd(op, "dilation", dilation, 1, minimum=1))
+    kernel = (1,) + ntuple(op, "kernel_size", kernel_size, 1, minimum=1)
+    stride = None if stride is None else (1,) + ntuple(op, "stride", stride, 1, minimum=1)
+    return (kernel, stride, (0,) + ntuple(op, "padding", padding, 1, minimum=0),
+            (1,) + ntuple(op, "dilation", dilation, 1, minimum=1))
 
 
 def max_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -337,7 +307,7 @@ def adaptive_sizes(op: str, x: Tensor, output_size: Any, dims: int) -> tuple:
         raise TypeError(f"{op}: output_size must be an int or {dims} ints, got "
                         f"{output_size!r}")
     sizes = tuple(x.shape[2 + i] if s is None else s for i, s in enumerate(sizes))
-    return sizes_nd(op, "output_size", sizes, dims, minimum=1)
+    return ntuple(op, "output_size", sizes, dims, minimum=1)
 
 
 def _adaptive_axis(n_in: int, n_out: int) -> tuple:
@@ -401,7 +371,7 @@ def adaptive_avg_pool1d(input: Tensor, output_size: Any) -> Tensor:
     """adaptive_avg_pool2d over (N, C, L) or (C, L) signals, as height-1 planes
     (torch.nn.functional.adaptive_avg_pool1d)."""
     x, batched = _rows("adaptive_avg_pool1d", input)
-    out_size = (1,) + sizes_nd("adaptive_avg_pool1d", "output_size", output_size, 1, 1)
+    out_size = (1,) + ntuple("adaptive_avg_pool1d", "output_size", output_size, 1, 1)
     return _from_rows(_adaptive_avg_planes("adaptive_avg_pool1d", x, out_size), batched)
 
 
@@ -453,7 +423,7 @@ def adaptive_max_pool1d(input: Tensor, output_size: Any, return_indices: bool = 
     """adaptive_max_pool2d over (N, C, L) or (C, L) signals, as height-1 planes
     (torch.nn.functional.adaptive_max_pool1d)."""
     x, batched = _rows("adaptive_max_pool1d", input)
-    out_size = (1,) + sizes_nd("adaptive_max_pool1d", "output_size", output_size, 1, 1)
+    out_size = (1,) + ntuple("adaptive_max_pool1d", "output_size", output_size, 1, 1)
     values, indices = _adaptive_max_planes(x, out_size)
     out = _from_rows(values, batched)
     return (out, _from_rows(indices, batched)) if return_indices else out
@@ -464,7 +434,7 @@ def lp_pool(op: str, dims: int, avg_pool: Callable, max_pool: Callable, input: T
             norm_type: float, kernel_size: Any, stride: Any, ceil_mode: bool) -> Tensor:
     """torch's lp_pool{1,2,3}d, composed as torch composes it: the p-th root of the window
     sums of x**p (avg_pool times the window's size); p = +-inf is max pooling of |x|."""
-    kernel = sizes_nd(op, "kernel_size", kernel_size, dims, minimum=1)
+    kernel = ntuple(op, "kernel_size", kernel_size, dims, minimum=1)
     if norm_type == math.inf:
         return max_pool(elementwise.abs(input), kernel_size, stride, 0, 1, ceil_mode)
     if norm_type == -math.inf:
@@ -544,10 +514,10 @@ def max_unpool(op: str, dims: int, input: Tensor, indices: Tensor, kernel_size: 
                stride: Any, padding: Any, output_size: Any) -> Tensor:
     """max_unpool{1,2,3}d: `input` written at `indices` (max_pool's flat plane positions) into
     zero planes, by torch's rules for the output size and the indices."""
-    kernel = sizes_nd(op, "kernel_size", kernel_size, dims)
-    stride = kernel if stride is None else sizes_nd(op, "stride", stride, dims)
-    padding = sizes_nd(op, "padding", padding, dims)
-    x, batched = batch_planes(op, input, dims)
+    kernel = ntuple(op, "kernel_size", kernel_size, dims)
+    stride = kernel if stride is None else ntuple(op, "stride", stride, dims)
+    padding = ntuple(op, "padding", padding, dims)
+    x, batched = batch_view(op, input, dims)
     if not isinstance(indices, Tensor):
         raise TypeError(f"{op}: indices must be a Tensor, got {type(indices).__name__}")
     if indices.dtype != np.int64:

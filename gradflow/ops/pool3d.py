@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from ..argcheck import ntuple
 from ..autograd.function import Op
 from ..tensor import Tensor
 from . import pool_arrays
@@ -26,16 +27,14 @@ from .pool import (
     adaptive_avg_reference,
     adaptive_max_gathered,
     adaptive_sizes,
-    batch_planes,
     check_divisor,
     check_float,
     divides,
     lp_pool,
     max_unpool,
     pooled_sizes,
-    sizes_nd,
 )
-from .window import from_batch
+from .window import batch_view, from_batch
 
 
 class MaxPool3d(Op):
@@ -93,10 +92,10 @@ def _geometry(op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any,
               dilation: Any, ceil_mode: bool) -> tuple:
     """(kernel, stride, padding, dilation) triples of a 3-D window and its output size,
     checked to be at least one window per axis."""
-    kernel = sizes_nd(op, "kernel_size", kernel_size, 3, minimum=1)
-    stride = kernel if stride is None else sizes_nd(op, "stride", stride, 3, minimum=1)
-    padding = sizes_nd(op, "padding", padding, 3, minimum=0)
-    dilation = sizes_nd(op, "dilation", dilation, 3, minimum=1)
+    kernel = ntuple(op, "kernel_size", kernel_size, 3, minimum=1)
+    stride = kernel if stride is None else ntuple(op, "stride", stride, 3, minimum=1)
+    padding = ntuple(op, "padding", padding, 3, minimum=0)
+    dilation = ntuple(op, "dilation", dilation, 3, minimum=1)
     out_size = pooled_sizes(op, x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
     if min(out_size) < 1:
         padded = tuple(n + 2 * p for n, p in zip(x.shape[2:], padding))
@@ -110,7 +109,7 @@ def max_pool3d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
                dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False):
     """Largest value in each window of an (N, C, D, H, W) or (C, D, H, W) input; with
     `return_indices`, also its flat position in the volume (torch.nn.functional.max_pool3d)."""
-    x, batched = batch_planes("max_pool3d", input, 3)
+    x, batched = batch_view("max_pool3d", input, 3)
     geometry, out_size = _geometry("max_pool3d", x, kernel_size, stride, padding, dilation,
                                    ceil_mode)
     values, indices = MaxPool3d.apply(x, out_size=out_size, geometry=geometry)
@@ -132,7 +131,7 @@ def avg_pool3d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
                divisor_override: int | None = None) -> Tensor:
     """Mean of each window of an (N, C, D, H, W) or (C, D, H, W) input
     (torch.nn.functional.avg_pool3d)."""
-    x, batched = batch_planes("avg_pool3d", input, 3)
+    x, batched = batch_view("avg_pool3d", input, 3)
     check_float("avg_pool3d", x)
     (kernel, stride, padding, _), out_size = _geometry("avg_pool3d", x, kernel_size, stride,
                                                        padding, 1, ceil_mode)
@@ -144,7 +143,7 @@ def avg_pool3d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
 def adaptive_avg_pool3d(input: Tensor, output_size: Any) -> Tensor:
     """Average over the windows that split each volume into `output_size` cells
     (torch.nn.functional.adaptive_avg_pool3d)."""
-    x, batched = batch_planes("adaptive_avg_pool3d", input, 3)
+    x, batched = batch_view("adaptive_avg_pool3d", input, 3)
     check_float("adaptive_avg_pool3d", x)
     out_size = adaptive_sizes("adaptive_avg_pool3d", x, output_size, 3)
     if not divides(x, out_size):
@@ -158,7 +157,7 @@ def adaptive_avg_pool3d(input: Tensor, output_size: Any) -> Tensor:
 def adaptive_max_pool3d(input: Tensor, output_size: Any, return_indices: bool = False):
     """Largest value in each of the windows that split each volume into `output_size` cells
     (torch.nn.functional.adaptive_max_pool3d)."""
-    x, batched = batch_planes("adaptive_max_pool3d", input, 3)
+    x, batched = batch_view("adaptive_max_pool3d", input, 3)
     out_size = adaptive_sizes("adaptive_max_pool3d", x, output_size, 3)
     if divides(x, out_size):
         kernel = tuple(n // o for n, o in zip(x.shape[2:], out_size))

@@ -12,6 +12,8 @@ import builtins
 from collections import namedtuple
 from typing import Any, Callable
 
+import numpy as np
+
 from .. import dtypes
 from ..autograd.function import Op
 from ..tensor import Tensor
@@ -40,6 +42,18 @@ def _check_nonempty(op: str, x: Tensor, axes: tuple) -> None:
                            f"{tuple(x.shape)}, dims {axes}); the operation has no identity")
 
 
+_add_reduce: Callable[..., Any] = np.add.reduce
+
+
+def _summed(a: Any, axes: tuple, keepdim: bool, dtype: Any = None) -> Any:
+    """`a.sum(axes)`; on NumPy through `add.reduce` called here, so that a RuntimeWarning
+    (inf + -inf) is raised in gradflow's frame, where the import-time filter silences it as
+    PyTorch is silent (ndarray.sum runs in NumPy's own Python code, out of the filter's reach)."""
+    if isinstance(a, np.ndarray):
+        return _add_reduce(a, axis=axes, dtype=dtype, keepdims=keepdim)
+    return a.sum(axis=axes, dtype=dtype, keepdims=keepdim)
+
+
 class Sum(Op):
     op_name = "sum"
 
@@ -48,7 +62,7 @@ class Sum(Op):
         ctx.in_shape, ctx.axes, ctx.keepdim = x.array.shape, axes, keepdim
         if dtype is None and x.array.dtype.kind in "biu":
             dtype = dtypes.int64
-        return x.array.sum(axis=axes, keepdims=keepdim, dtype=dtype)
+        return _summed(x.array, axes, keepdim, dtype)
 
     @staticmethod
     def backward(ctx, g):
@@ -113,7 +127,10 @@ class Mean(Op):
         ctx.count = 1
         for a in axes:
             ctx.count *= x.shape[a]
-        return x.array.mean(axis=axes, keepdims=keepdim)
+        # NOTE: as NumPy's mean: float16 sums in float32; an empty mean is 0/0, NaN
+        a = x.array
+        total = _summed(a, axes, keepdim, dtypes.float32 if a.dtype == dtypes.float16 else None)
+        return (total / ctx.count).astype(a.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, g):

@@ -55,3 +55,17 @@ def check_window(op: str, window: Window, shape: tuple) -> tuple:
                            f"than the padded input {padded} (input shape {tuple(shape)}); the "
                            f"output size would be ({oh}, {ow})")
     return oh, ow
+
+
+def batch_view(op: str, x: Any, spatial: int) -> tuple:
+    """A batched view of an (N, C, *spatial) or unbatched (C, *spatial) input with `spatial`
+    axes, and whether it was batched (`from_batch` undoes it): the convolutions' and pools'."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
+    if x.ndim not in (spatial + 1, spatial + 2):
+        raise RuntimeError(f"{op}: expected a {spatial + 1}-D (unbatched) or {spatial + 2}-D "
+                           f"(batched) input, got shape {tuple(x.shape)}")
+    if 0 in x.shape[x.ndim - spatial - 1:]:
+        raise RuntimeError(f"{op}: expected non-zero sizes for the non-batch dimensions, got "
+                           f"shape {tuple(x.shape)}")
+    return (x, True) if x.ndim == spatial + 2 else (unsqueeze(x, 0), False)

@@ -4,12 +4,16 @@ With no arguments it trains LeNet-5 on the MNIST digits bundled with gradflow, o
 there is one, else on the CPU. It prints the model summary, a progress bar per epoch and a line
 per epoch; writes metrics.csv, curves.png (with matplotlib), and the best and last checkpoints
 to --out. `--resume` continues a run exactly where it stopped; Ctrl-C (or --max-steps) finishes
-the current step, saves, and exits.
+the current step, saves, and exits. Under a launcher (`mpiexec -n N python -m gradflow.train`)
+it trains data-parallel (gradflow/train/parallel.py).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import math
+import os
 import signal
 import sys
 import time
@@ -26,9 +30,10 @@ from ..random import get_rng_state, manual_seed, set_rng_state
 from ..serialization import CheckpointError, load, save
 from ..summary import summary
 from ..threads import env_num_threads, set_num_threads
+from ..utils.data.distributed import DistributedSampler
 from ..utils.early_stopping import EarlyStopping
 from ..utils.metrics import correct_topk
-from . import data, report
+from . import data, parallel, report
 
 INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C or --max-steps, after saving
 USAGE_ERROR = 2  # argparse's exit code for a bad command line
@@ -39,6 +44,7 @@ OUTPUTS = ("last.ckpt", "best.ckpt", "metrics.csv", "curves.png")  # what a run 
 MAY_CHANGE_ON_RESUME = {"resume", "out", "device", "data_dir", "max_steps", "exist_ok",
                         "threads", "tensorboard"}
 EVAL_FLOOR = 1000  # --subset N evaluates on max(N, EVAL_FLOOR) images of each split
+AGREE_EVERY = 20  # under a launcher the ranks agree on a Ctrl-C every this many steps
 
 
 class UsageError(Exception):
@@ -173,6 +179,16 @@ def _changed_options(saved: dict, args: argparse.Namespace) -> list:
             if key not in MAY_CHANGE_ON_RESUME and key in saved and saved[key] != value]
 
 
+def _steps_per_epoch(images: int, world_size: int, batch_size: int) -> int:
+    """Steps in an epoch of `images` with `batch_size` per rank (each rank's share is
+    ceil(images / world_size), as DistributedSampler pads it)."""
+    return math.ceil(math.ceil(images / world_size) / batch_size)
+
+
+def _processes(n: int) -> str:
+    return "1 process" if n == 1 else f"{n} processes"
+
+
 def build_model(name: str, classes: int, shape: tuple) -> tuple:
     """The model and the input shape (C, H, W) it takes, given the data's image shape."""
     builder, size = MODELS[name]
@@ -231,13 +247,23 @@ class StopRequest:
         return self.requested
 
 
-class Run:
-    """Everything one training run holds, and its checkpoints."""
+def _rank_seed(seed: int, rank: int, epoch: int, step: int) -> int:
+    """The seed of rank `rank`'s generator (augmentation, dropout) from that point of a run;
+    rank 0 keeps the stream of the seed itself, as one process does."""
+    return int(np.random.SeedSequence([seed % 2**32, rank, epoch, step]).generate_state(1)[0])
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
+
+class Run:
+    """Everything one training run holds, and its checkpoints. Under a launcher, `group` is
+    this process's place among the ranks (parallel.py)."""
+
+    def __init__(self, args: argparse.Namespace, group: parallel.Group = parallel.SINGLE) -> None:
+        self.args, self.group = args, group
         self.device = ("cuda" if cuda.is_available() else "cpu") if args.device == "auto" \
             else args.device
+        if group.size > 1 and self.device == "cuda":  # one process per GPU, by local rank
+            self.device = f"cuda:{group.local_rank % cuda.device_count()}"
+            cuda.set_device(self.device)
         manual_seed(args.seed)
         self.train, self.val, self.test = data.load(args.dataset, args.data_dir)
         if args.subset:
@@ -249,8 +275,15 @@ class Run:
         self.model, self.shape = build_model(args.model, self.classes,
                                              self.train.images.shape[1:])
         self.model.to(self.device)
+        if group.rank > 0:  # the other ranks augment and drop out differently from rank 0
+            manual_seed(_rank_seed(args.seed, group.rank, 0, 0))
+        self.net = self.model  # what trains: the model, or its DistributedDataParallel wrapper
+        # NOTE: --batch-size is per rank; the ranks' shares of an epoch come from torch's
+        # DistributedSampler rule (padded to a multiple of the world size)
+        self.sampler = None if group.size == 1 else DistributedSampler(
+            self.train, num_replicas=group.size, rank=group.rank, shuffle=True, seed=args.seed)
+        self.steps_per_epoch = _steps_per_epoch(len(self.train), group.size, args.batch_size)
         self.opt = make_optimizer(args, self.model.parameters())
-        self.steps_per_epoch = math.ceil(len(self.train) / args.batch_size)
         self.sched, self.sched_per_step = make_scheduler(args, self.opt, self.steps_per_epoch)
         self.stopper = EarlyStopping(args.patience) if args.patience else None
         self.out = Path(args.out)
@@ -270,8 +303,21 @@ class Run:
                 tensor(split.labels[index], device=self.device))
 
     def epoch_order(self, epoch: int) -> np.ndarray:
-        """The epoch's shuffle, from (seed, epoch) alone, so a resumed run sees it again."""
-        return np.random.default_rng([self.args.seed, epoch]).permutation(len(self.train))
+        """The epoch's shuffle, from (seed, epoch) alone, so a resumed run sees it again;
+        under a launcher, this rank's share of it (DistributedSampler.set_epoch)."""
+        if self.sampler is None:
+            return np.random.default_rng([self.args.seed, epoch]).permutation(len(self.train))
+        self.sampler.set_epoch(epoch)
+        return np.fromiter(self.sampler, np.int64, len(self.sampler))
+
+    def distribute(self) -> None:
+        """Wrap the model in DistributedDataParallel (after a resume has loaded its weights;
+        the wrapper broadcasts rank 0's parameters and buffers)."""
+        if self.group.size == 1:
+            return
+        from ..nn.parallel import DistributedDataParallel
+        ids = [int(self.device.split(":")[1])] if self.device.startswith("cuda") else None
+        self.net = DistributedDataParallel(self.model, device_ids=ids)
 
     # -- checkpoints --------------------------------------------------------------------------
     def checkpoint(self) -> dict:
@@ -282,22 +328,43 @@ class Run:
                 "best_val_loss": self.best_val_loss, "rng": get_rng_state(),
                 "cuda_rng": cuda.get_rng_state_all(),
                 "partial": self.partial, "epoch_lr": self.epoch_lr,
+                "world_size": self.group.size,
                 "args": {k: v for k, v in vars(self.args).items() if k != "resume"}}
 
     def save(self, name: str) -> Path:
-        self.out.mkdir(parents=True, exist_ok=True)
+        """Save a checkpoint (atomically: gf.save writes a temporary file, then renames it);
+        under a launcher rank 0 alone writes."""
         path = self.out / f"{name}.ckpt"
+        if not self.group.is_main:
+            return path
+        self.out.mkdir(parents=True, exist_ok=True)
         save(self.checkpoint(), path)
         return path
 
-    def resume(self, spec: str) -> None:
-        path = self.out / "last.ckpt" if spec == "last" else Path(spec)
-        if not path.is_file():
-            raise UsageError(f"--resume: no checkpoint at {path}")
+    def read_checkpoint(self, path: Path) -> object:
+        """The checkpoint at `path`. Under a launcher rank 0 reads the file (the other
+        machines need not see --out) and every rank loads the same bytes."""
+        if self.group.size == 1:
+            if not path.is_file():
+                raise UsageError(f"--resume: no checkpoint at {path}")
+            try:
+                return load(path, map_location=self.device)
+            except CheckpointError as err:
+                raise UsageError(f"--resume: {err}") from None
+        found: bytes | str = f"--resume: no checkpoint at {path}"
+        if self.group.is_main and path.is_file():
+            found = path.read_bytes()
+        found = self.group.share(found)
+        if isinstance(found, str):
+            raise UsageError(found)
         try:
-            ckpt = load(path, map_location=self.device)
+            return load(io.BytesIO(found), map_location=self.device)
         except CheckpointError as err:
             raise UsageError(f"--resume: {err}") from None
+
+    def resume(self, spec: str) -> None:
+        path = self.out / "last.ckpt" if spec == "last" else Path(spec)
+        ckpt = self.read_checkpoint(path)
         if not isinstance(ckpt, dict) or not isinstance(ckpt.get("args"), dict):
             raise UsageError(f"--resume: {path} is not a checkpoint of {PROG}")
         changed = _changed_options(ckpt["args"], self.args)
@@ -305,6 +372,16 @@ class Run:
             raise UsageError(f"--resume: {path} was made with other options: "
                              f"{', '.join(changed)}; resume with the same options, or start "
                              f"a new run in another --out")
+        saved_size = ckpt.get("world_size", 1)  # absent in checkpoints before it
+        if saved_size != self.group.size and ckpt["step"] != 0:
+            left = _steps_per_epoch(len(self.train), saved_size, self.args.batch_size) \
+                - ckpt["step"]
+            raise UsageError(f"--resume: {path} stopped in the middle of epoch "
+                             f"{ckpt['epoch'] + 1} with {_processes(saved_size)}, and this run "
+                             f"has {_processes(self.group.size)}: a run changes its number of "
+                             f"processes only at the end of an epoch; finish the epoch with "
+                             f"{_processes(saved_size)} and --max-steps {left}, then resume "
+                             f"with any number")
         self.model.load_state_dict(ckpt["model"])
         self.opt.load_state_dict(ckpt["optimizer"])
         if self.sched is not None and ckpt["scheduler"] is not None:
@@ -314,9 +391,24 @@ class Run:
         self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], ckpt["history"]
         self.best_val_loss, self.partial = ckpt["best_val_loss"], ckpt["partial"]
         self.epoch_lr = ckpt["epoch_lr"]
-        set_rng_state(ckpt["rng"])
+        if saved_size != self.group.size and self.sched_per_step:
+            self._replan_cosine()
+        if not self.group.is_main:  # the checkpoint's sums cover every rank's images
+            self.partial = [0.0, 0.0, 0, self.partial[3]]
+        if self.group.rank == 0:
+            set_rng_state(ckpt["rng"])
+        else:
+            manual_seed(_rank_seed(self.args.seed, self.group.rank, self.epoch, self.step))
         cuda.set_rng_state_all(ckpt.get("cuda_rng", []))  # absent in checkpoints before it
         print(f"resumed from {path}: epoch {self.epoch + 1}, step {self.step}")
+
+    def _replan_cosine(self) -> None:
+        """After a change of world size at an epoch boundary, the per-step cosine continues
+        from the same fraction of the run over the new number of steps per epoch."""
+        total, done = self.args.epochs * self.steps_per_epoch, self.epoch * self.steps_per_epoch
+        for group in self.opt.param_groups:
+            group["lr"] = group["initial_lr"] * (1 + math.cos(math.pi * done / total)) / 2
+        self.sched = optim.lr_scheduler.CosineAnnealingLR(self.opt, total, last_epoch=done - 1)
 
     # -- training -----------------------------------------------------------------------------
     def train_epoch(self, stop: StopRequest) -> dict | None:
@@ -327,11 +419,12 @@ class Run:
         loss_sum, correct, count, before = self.partial
         start = time.perf_counter()
         bar = tqdm(total=self.steps_per_epoch, initial=self.step, unit="batch", leave=False,
-                   desc=f"epoch {self.epoch + 1}/{self.args.epochs}", dynamic_ncols=True)
+                   desc=f"epoch {self.epoch + 1}/{self.args.epochs}", dynamic_ncols=True,
+                   disable=not self.group.is_main)
         while self.step < self.steps_per_epoch:
             x, y = self.batch(self.train, order[self.step * bs:(self.step + 1) * bs], True)
             self.opt.zero_grad()
-            logits = self.model(x)
+            logits = self.net(x)
             loss = nn.functional.cross_entropy(logits, y)
             loss.backward()
             self.opt.step()
@@ -348,10 +441,10 @@ class Run:
                 seconds = before + time.perf_counter() - start
                 bar.set_postfix(loss=f"{float(loss_sum) / count:.4f}",
                                 acc=f"{100 * float(correct) / count:.2f}%",
-                                img_s=f"{count / seconds:.0f}")
-            if stop.count_step() and not last:
+                                img_s=f"{count * self.group.size / seconds:.0f}")
+            if self.stop_now(stop, last) and not last:
                 bar.close()
-                self.partial = [float(loss_sum), float(correct), count,
+                self.partial = [*self.sums(loss_sum, correct, count),
                                 before + time.perf_counter() - start]
                 return None
         bar.close()
@@ -360,21 +453,55 @@ class Run:
         if not self.sched_per_step and self.sched is not None:
             self.sched.step()
         self.partial = [0.0, 0.0, 0, 0.0]
+        loss_sum, correct, count = self.sums(loss_sum, correct, count)
         return {"train_loss": float(loss_sum) / count, "train_acc": float(correct) / count,
                 "seconds": seconds, "images_per_second": count / seconds}
 
+    def load_best(self) -> int:
+        """Load best.ckpt's weights (rank 0 reads it and broadcasts them); its epoch."""
+        best = None
+        if self.group.is_main:
+            best = load(self.out / "best.ckpt", map_location=self.device)
+            self.model.load_state_dict(best["model"])
+        self.group.broadcast(self.model.parameters())
+        self.group.broadcast(self.model.buffers())
+        return self.group.share(None if best is None else best["epoch"])
+
+    def sums(self, loss_sum, correct, count: float) -> tuple:
+        """(loss sum, correct, images) of this epoch so far, over every rank."""
+        loss, right, images = self.group.sum([float(loss_sum), float(correct), count],
+                                             self.device)
+        return loss, right, int(images)
+
+    def stop_now(self, stop: StopRequest, last: bool) -> bool:
+        """Count a finished step; whether the run stops after it. Under a launcher the ranks
+        agree (a Ctrl-C may reach one rank only, or reach them at different steps), at
+        steps every rank knows: every AGREE_EVERY-th, the epoch's last and --max-steps."""
+        wanted = stop.count_step()
+        if self.group.size == 1:
+            return wanted
+        due = self.step % AGREE_EVERY == 0 or last or stop.steps == stop.max_steps
+        if due:
+            stop.requested = self.group.any(wanted, self.device)
+        return due and stop.requested
+
     def evaluate(self, split: data.Split) -> dict:
-        """Loss and top-1 (and top-5 with more than 10 classes) accuracy on a split."""
+        """Loss and top-1 (and top-5 with more than 10 classes) accuracy on a split. Under a
+        launcher each rank evaluates a slice with rank 0's batch-norm statistics and the sums
+        are all-reduced, so every rank gets the metrics of the whole split."""
+        self.group.broadcast(self.model.buffers())
         self.model.eval()
         topk = (1, 5) if self.classes > 10 else (1,)
         totals = [0.0] * (1 + len(topk))
+        mine = np.array_split(np.arange(len(split)), self.group.size)[self.group.rank]
         with no_grad():
-            for lo in range(0, len(split), 1000):
-                x, y = self.batch(split, np.arange(lo, min(lo + 1000, len(split))), False)
+            for lo in range(0, len(mine), 1000):
+                x, y = self.batch(split, mine[lo:lo + 1000], False)
                 logits = self.model(x)
                 parts = [nn.functional.cross_entropy(logits, y, reduction="sum")]
                 parts += correct_topk(logits, y, topk)
                 totals = [t + p.item() for t, p in zip(totals, parts)]
+        totals = self.group.sum(totals, self.device)
         n = max(len(split), 1)
         result = {"loss": totals[0] / n, "acc": totals[1] / n}
         if len(topk) > 1:
@@ -390,25 +517,65 @@ def _epoch_line(row: dict) -> str:
             f"{row['seconds']:.1f}s ({row['images_per_second']:.0f} img/s)")
 
 
+def _quiet(quiet: bool, streams: tuple = ("stdout",)) -> contextlib.AbstractContextManager:
+    """Send `streams` to the void on ranks other than 0 (a launcher's ranks share a
+    terminal); nothing happens on rank 0 or in a single process."""
+    if not quiet:
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    sink = stack.enter_context(open(os.devnull, "w"))
+    for name in streams:
+        redirect = contextlib.redirect_stdout if name == "stdout" else contextlib.redirect_stderr
+        stack.enter_context(redirect(sink))
+    return stack
+
+
 def main(argv: list | None = None) -> int:
     """Train as the command line says; the exit code: 0, INTERRUPTED, or USAGE_ERROR after
-    printing one line that names the mistake."""
-    args = build_parser().parse_args(argv)
+    printing one line that names the mistake. Under a launcher every rank trains and returns
+    the same code; rank 0 alone prints and writes."""
+    with _quiet(parallel.launcher_rank() != 0, ("stdout", "stderr")):
+        args = build_parser().parse_args(argv)
+    try:
+        group = parallel.start(args.device)
+    except parallel.LaunchError as err:
+        if parallel.launcher_rank() == 0:
+            print(f"{PROG}: error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    with _quiet(not group.is_main):
+        code = _main(args, group)
+    group.close()  # not after an error: leaving a group is collective, gradflow.distributed aborts
+    return code
+
+
+def _main(args: argparse.Namespace, group: parallel.Group) -> int:
+    error = None
     try:
         _check_args(args)
         set_num_threads(args.threads)
         try:
-            run = Run(args)
+            run = Run(args, group)
         except (ValueError, FileNotFoundError) as err:
             raise UsageError(str(err)) from None
-        if args.resume:
-            run.resume(args.resume)
     except UsageError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+        error = str(err)
+    # NOTE: the ranks refuse together (a rank that returned alone would leave the others
+    # waiting in a collective); the checks of --out count on rank 0, which writes there
+    error = group.first_error(error)
+    if error is None and args.resume:
+        try:
+            run.resume(args.resume)
+        except UsageError as err:
+            error = str(err)
+        error = group.first_error(error)
+    if error is not None:
+        if group.is_main:
+            print(f"{PROG}: error: {error}", file=sys.stderr)
         return USAGE_ERROR
-    if args.exist_ok and not args.resume:
+    if args.exist_ok and not args.resume and group.is_main:
         for name in OUTPUTS:
             (run.out / name).unlink(missing_ok=True)
+    run.distribute()
     return _train(run)
 
 
@@ -417,12 +584,17 @@ def _train(run: Run) -> int:
     args = run.args
     print(f"gradflow.train: {args.model} on {args.dataset} ({len(run.train)} train, "
           f"{len(run.val)} val, {len(run.test)} test images), device {run.device}")
-    summary(run.model, run.shape, device=run.device)
+    if run.group.size > 1:
+        print(f"data-parallel on {_processes(run.group.size)} ({run.group.backend}): "
+              f"{args.batch_size} images per step on each, {args.batch_size * run.group.size} "
+              f"in all")
+    if run.group.is_main:
+        summary(run.model, run.shape, device=run.device)
     title = f"{args.model} on {args.dataset}"
     said_no_plot = False  # the missing-matplotlib line is printed once per run
     # NOTE: a resumed run hides the events a stopped one wrote after its last checkpoint:
     # those of the epochs from the next one on (each epoch logs at step = its number)
-    board = report.TensorBoardLog(args.tensorboard,
+    board = report.TensorBoardLog(args.tensorboard if run.group.is_main else None,
                                   purge_step=run.epoch + 1 if args.resume else None)
     with StopRequest(args.max_steps) as stop, board:
         while run.epoch < args.epochs:
@@ -446,8 +618,11 @@ def _train(run: Run) -> int:
                 run.save("best")
             stopping = run.stopper is not None and run.stopper.step(val["loss"])
             run.save("last")
-            report.write_csv(run.history, run.out / "metrics.csv")
-            plotted = report.plot_curves(run.history, run.out / "curves.png", title)
+            if not run.group.is_main:
+                plotted = True
+            else:
+                report.write_csv(run.history, run.out / "metrics.csv")
+                plotted = report.plot_curves(run.history, run.out / "curves.png", title)
             if not plotted and not said_no_plot:
                 said_no_plot = True
                 print("curves.png skipped: matplotlib is not installed (pip install "
@@ -455,15 +630,14 @@ def _train(run: Run) -> int:
             if stopping:
                 print(f"early stopping: no lower validation loss for {args.patience} epochs")
                 break
-            if stop.requested:
+            if run.group.any(stop.requested, run.device):
                 print(f"stopped after epoch {run.epoch}: saved {run.out / 'last.ckpt'}")
                 return INTERRUPTED
-        best = load(run.out / "best.ckpt", map_location=run.device)
-        run.model.load_state_dict(best["model"])
+        best_epoch = run.load_best()
         test = run.evaluate(run.test)
         board.log_test(test, run.epoch)
     top5 = f", top-5 {100 * test['top5']:.2f}%" if "top5" in test else ""
     print(f"test accuracy {100 * test['acc']:.2f}%{top5} (best checkpoint, epoch "
-          f"{best['epoch']}; test loss {test['loss']:.4f}); outputs in {run.out}")
+          f"{best_epoch}; test loss {test['loss']:.4f}); outputs in {run.out}")
     return 0
 

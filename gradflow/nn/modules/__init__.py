@@ -11,6 +11,7 @@ from . import (
                normalization,
                pooling,
                sampling,
+               sync_batchnorm,
 )
 from .activation import *  # noqa: F403
 from .container import *  # noqa: F403
@@ -22,6 +23,7 @@ from .loss import *  # noqa: F403
 from .normalization import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .sampling import *  # noqa: F403
+from .sync_batchnorm import *  # noqa: F403
 
 # NOTE: the sum spelled out, as type checkers read it
 __all__ = activation.__all__.copy()
@@ -34,3 +36,4 @@ __all__ += loss.__all__
 __all__ += normalization.__all__
 __all__ += pooling.__all__
 __all__ += sampling.__all__
+__all__ += sync_batchnorm.__all__

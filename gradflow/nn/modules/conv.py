@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ... import argcheck, creation
-from ...ops.conv import conv1d, conv2d, conv_geometry, conv_transpose1d, conv_transpose2d, ntuple
+from ...argcheck import ntuple
+from ...ops.conv import conv1d, conv2d, conv_geometry, conv_transpose1d, conv_transpose2d
 from ...ops.conv3d import conv3d, conv_transpose3d
 from ...ops.pad import pad
 from ...tensor import Tensor

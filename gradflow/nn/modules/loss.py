@@ -7,6 +7,7 @@ from ... import argcheck
 from ...tensor import Tensor
 from .. import functional as F
 from ..module import Module
+from .distance import PairwiseDistance
 
 __all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss",
            "KLDivLoss", "HuberLoss", "SmoothL1Loss", "SoftMarginLoss", "MultiLabelSoftMarginLoss",
@@ -204,7 +205,9 @@ class TripletMarginWithDistanceLoss(_Loss):
         if argcheck.real("TripletMarginWithDistanceLoss", "margin", margin) <= 0:
             raise ValueError(f"TripletMarginWithDistanceLoss: expected margin to be greater "
                              f"than 0, got {margin} instead")
-        self.distance_function = distance_function
+        # NOTE: as torch, the default distance is a PairwiseDistance child module
+        self.distance_function = PairwiseDistance() if distance_function is None \
+            else distance_function
         self.margin, self.swap = margin, swap
 
     def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ... import argcheck
+from ...argcheck import ntuple
 from ...ops import pool, pool3d
-from ...ops.pool import sizes_nd
 from ...tensor import Tensor
 from ..module import Module
 
@@ -26,7 +26,7 @@ def _check_window(owner: str, dims: int, kernel_size: Any, stride: Any, padding:
         if dims == 2:
             argcheck.pair(owner, name, value, minimum=minimum)
         else:
-            sizes_nd(owner, name, value, dims, minimum=minimum)
+            ntuple(owner, name, value, dims, minimum=minimum)
 
     check("kernel_size", kernel_size, 1)
     if stride is not None:
@@ -114,6 +114,10 @@ class AvgPool1d(_AvgPoolNd):
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
                  ceil_mode: bool = False, count_include_pad: bool = True) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
+        # NOTE: torch's AvgPool1d keeps its geometry as 1-tuples (and prints them so)
+        self.kernel_size, self.stride, self.padding = (
+            v if isinstance(v, tuple) else (v,) for v in (self.kernel_size, self.stride,
+                                                         self.padding))
 
     def forward(self, input: Tensor) -> Tensor:
         return pool.avg_pool1d(input, self.kernel_size, self.stride, self.padding,
@@ -216,10 +220,10 @@ class _MaxUnpoolNd(Module):
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
         super().__init__()
         name = type(self).__name__
-        self.kernel_size = sizes_nd(name, "kernel_size", kernel_size, self.dims, minimum=1)
-        self.stride = self.kernel_size if stride is None else sizes_nd(
+        self.kernel_size = ntuple(name, "kernel_size", kernel_size, self.dims, minimum=1)
+        self.stride = self.kernel_size if stride is None else ntuple(
             name, "stride", stride, self.dims, minimum=1)
-        self.padding = sizes_nd(name, "padding", padding, self.dims, minimum=0)
+        self.padding = ntuple(name, "padding", padding, self.dims, minimum=0)
 
     def forward(self, input: Tensor, indices: Tensor, output_size: Any = None) -> Tensor:
         return type(self).function(input, indices, self.kernel_size, self.stride, self.padding,
