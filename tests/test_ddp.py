@@ -18,9 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import torch.utils.data.distributed as torch_distributed
-from helpers import check_cupy_path
+from helpers import check_cupy_path, torch
 
 import gradflow as gf
 import gradflow.distributed as dist
@@ -30,6 +28,8 @@ from gradflow.nn.parallel import DistributedDataParallel
 from gradflow.utils.data import DistributedSampler
 
 ROOT = Path(__file__).resolve().parents[1]
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed: the parity "
+                                 "reference is unavailable")
 MPIEXEC = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}"
                        f"{os.environ.get('PATH', '')}")
 needs_mpi = [
@@ -95,14 +95,15 @@ def test_nn_parallel_imports_without_mpi4py():
     assert done.stdout.split() == ["DistributedDataParallel", "SyncBatchNorm"]
 
 
+@needs_torch
 # -- DistributedSampler -------------------------------------------------------------------
 @pytest.mark.parametrize("n, replicas", [(10, 2), (11, 3), (3, 4), (1, 1), (7, 7), (0, 2)])
 @pytest.mark.parametrize("drop_last", [False, True])
 def test_distributed_sampler_without_shuffle_is_torchs(n, replicas, drop_last):
     for rank in range(replicas):
         ours = DistributedSampler(range(n), replicas, rank, shuffle=False, drop_last=drop_last)
-        theirs = torch_distributed.DistributedSampler(range(n), replicas, rank, shuffle=False,
-                                                      drop_last=drop_last)
+        theirs = torch.utils.data.distributed.DistributedSampler(
+            range(n), replicas, rank, shuffle=False, drop_last=drop_last)
         assert list(ours) == list(theirs), (n, replicas, rank)
         assert (len(ours), ours.total_size) == (len(theirs), theirs.total_size)
 
@@ -142,10 +143,11 @@ def test_distributed_sampler_seed_and_generator():
     assert list(s) == perm[0::2], "permutation seeded by seed + epoch"
 
 
+@needs_torch
 @pytest.mark.parametrize("replicas, rank", [(2, 2), (2, -1), (0, 0)])
 def test_distributed_sampler_bad_rank(replicas, rank):
     with pytest.raises(ValueError) as theirs:
-        torch_distributed.DistributedSampler(range(4), replicas, rank)
+        torch.utils.data.distributed.DistributedSampler(range(4), replicas, rank)
     with pytest.raises(ValueError, match="DistributedSampler: ") as ours:
         DistributedSampler(range(4), replicas, rank)
     assert str(rank) in str(ours.value) or "num_replicas" in str(ours.value), theirs
@@ -170,6 +172,7 @@ def _bn_pair(c, dtype=np.float64, **kw):
     return ours, theirs
 
 
+@needs_torch
 @pytest.mark.parametrize("shape", [(4, 3), (2, 3, 5), (3, 3, 2, 4), (2, 3, 1, 2, 3)])
 @pytest.mark.parametrize("kw", [{}, {"affine": False}, {"track_running_stats": False},
                                 {"momentum": None}])
@@ -197,6 +200,7 @@ def test_sync_batchnorm_alone_is_torchs(shape, kw):
                                    atol=1e-12)
 
 
+@needs_torch
 def test_sync_batchnorm_bad_inputs():
     for shape, channels in (((4,), 4), ((2, 3), 4)):
         with pytest.raises(ValueError, match="SyncBatchNorm: expected"):
@@ -207,6 +211,7 @@ def test_sync_batchnorm_bad_inputs():
         nn.SyncBatchNorm(0)
 
 
+@needs_torch
 def test_convert_sync_batchnorm_is_torchs():
     def build(lib):
         torch_like = lib.nn
@@ -285,6 +290,7 @@ def _twin_reference(a, g, weight, bias):
             b.grad.numpy() / 2)
 
 
+@needs_torch
 @pytest.mark.parametrize("shape", [(3, 4), (2, 4, 5), (1, 4, 3, 2)])
 def test_sync_batchnorm_statistics_span_the_ranks(twin, shape):
     rng = np.random.default_rng(1)
