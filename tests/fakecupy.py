@@ -25,6 +25,7 @@ from __future__ import annotations
 import builtins
 import collections
 import contextlib
+import ctypes
 import itertools
 import os
 import sys
@@ -612,7 +613,10 @@ def device_view(ptr: int, dtype) -> "ndarray":
             continue
         start = _address(root)
         if start <= ptr < start + root.nbytes:
-            flat = root.reshape(-1, order="A").view(np.uint8)[ptr - start:]  # memory order
+            # NOTE: the allocation's bytes in memory order, whatever the root's strides (a
+            # reshape would copy a permuted root in logical order)
+            raw = (ctypes.c_uint8 * root.nbytes).from_address(start)
+            flat = np.frombuffer(raw, np.uint8)[ptr - start:]
             out = ndarray.__new__(ndarray)
             out._a = flat[:flat.size - flat.size % np.dtype(dtype).itemsize].view(dtype)
             out._device = device

@@ -128,6 +128,22 @@ def test_autoencoder(tmp_path):
     assert not plot or (tmp_path / "ae.png").is_file()
 
 
+def test_char_rnn_truncated_bptt_and_sampling(tmp_path):
+    out = run_python([str(EXAMPLES / "char_rnn.py"), "--steps", "6", "--batch-size", "4",
+                      "--seq-len", "16", "--embed", "8", "--hidden", "16", "--val-chars", "300",
+                      "--sample-length", "40"], tmp_path)
+    assert "step 6: train loss" in out and "validation loss" in out, out
+    assert len(out.split("sample (temperature 0.8):\n")[1].rstrip("\n")) >= 30, out
+
+
+def test_transformer_lm(tmp_path):
+    out = run_python([str(EXAMPLES / "transformer_lm.py"), "--steps", "4", "--batch-size", "4",
+                      "--context", "16", "--d-model", "16", "--heads", "2", "--val-batches",
+                      "2", "--sample-length", "40"], tmp_path)
+    assert "step 4: train loss" in out and "validation loss" in out, out
+    assert len(out.split("sample (temperature 0.8):\n")[1].rstrip("\n")) >= 30, out
+
+
 def test_readme_example_trains(tmp_path):
     """README's PyTorch-style example, exactly as printed there."""
     readme = (ROOT / "README.md").read_text()

@@ -1,4 +1,5 @@
-"""The package builds with a plain (non-editable) ``pip install .`` and ships its kernels.
+"""The package builds with a plain (non-editable) ``pip install .`` and ships its kernels and
+its bundled data (the MNIST digits, Tiny Shakespeare).
 
 Installs into a fresh venv under tmp_path and imports from a directory outside the repo, so
 the checkout cannot be picked up by accident: ``gradflow`` and ``gradflow/kernels`` (the repo's
@@ -26,6 +27,7 @@ SOURCES = ["pyproject.toml", "setup.py", "README.md", "gradflow", "kernels"]
 PROBE = r"""
 import json, sys, sysconfig
 import gradflow
+import gradflow.datasets
 from gradflow.kernels_path import kernel_dir
 d = kernel_dir()
 print(json.dumps({
@@ -34,6 +36,8 @@ print(json.dumps({
     "kernel_dir_exists": d.is_dir(),
     "readme_exists": (d / "README.md").is_file(),
     "purelib": sysconfig.get_paths()["purelib"],
+    "text_chars": len(gradflow.datasets.TinyShakespeare("all").data),
+    "text_dir": str(gradflow.datasets.text.SHAKESPEARE_DIR),
     "prefix": sys.prefix,
 }))
 """
@@ -152,6 +156,15 @@ def test_pip_install_ships_kernels(tmp_path: Path) -> None:
     assert kdir.resolve() == (gradflow_file.parent / "kernels").resolve(), (
         f"kernel_dir() = {kdir}, expected {gradflow_file.parent / 'kernels'}")
     assert info["readme_exists"], f"{kdir / 'README.md'} is missing: kernels/ did not ship"
+
+    # The bundled text shipped, compressed, with its attribution and checksums, and loads.
+    text_dir = Path(info["text_dir"])
+    assert _is_within(text_dir, purelib), f"the text was read from {text_dir}, not {purelib}"
+    assert sorted(p.name for p in text_dir.iterdir()) == \
+        ["README.md", "SHA256SUMS", "input.txt.gz"], sorted(text_dir.iterdir())
+    assert info["text_chars"] == 1_115_394, info
+    wheel_size = wheel_files[0].stat().st_size
+    assert wheel_size < 4_000_000, f"the wheel is {wheel_size:,} bytes"
 
     # Every kernel source in the repo must have shipped.
     wanted = sorted(p.name for p in (REPO / "kernels").iterdir()

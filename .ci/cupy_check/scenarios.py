@@ -81,6 +81,20 @@ def _random(dt):
     random.normal(_cp(), (7,), dt, (2 ** 63 + 5, 2 ** 40), 0.5, 2.0)
 
 
+def _rnn(dt):
+    from gradflow.cuda import rnn
+    n, h = 3, 5
+    gates, c_prev = _a((n, 4 * h), dt), _a((n, h), dt)
+    _, c, act = rnn.lstm_cell_forward(gates, c_prev)
+    rnn.lstm_cell_backward(_a((n, h), dt), _a((n, h), dt), act, c_prev, c)
+    gh = _a((n, 3 * h), dt)
+    _, act = rnn.gru_cell_forward(_a((n, 3 * h), dt), gh, c_prev)
+    rnn.gru_cell_backward(_a((n, h), dt), act, gh[:, 2 * h:], c_prev)  # a strided gh_n
+    for nonlinearity in ("tanh", "relu"):
+        y = rnn.rnn_cell_forward(c_prev, nonlinearity)
+        rnn.rnn_cell_backward(_a((n, h), dt), y, nonlinearity)
+
+
 SCENARIOS = [(f"{fn.__name__[1:]}[{np.dtype(dt).name}]", (lambda fn=fn, dt=dt: fn(dt)))
-             for fn in (_conv, _pool, _batchnorm, _softmax_xent, _optim, _random)
+             for fn in (_conv, _pool, _batchnorm, _softmax_xent, _optim, _random, _rnn)
              for dt in (np.float32, np.float64)]

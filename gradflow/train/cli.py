@@ -5,7 +5,8 @@ there is one, else on the CPU. It prints the model summary, a progress bar per e
 per epoch; writes metrics.csv, curves.png (with matplotlib), and the best and last checkpoints
 to --out. `--resume` continues a run exactly where it stopped; Ctrl-C (or --max-steps) finishes
 the current step, saves, and exits. Under a launcher (`mpiexec -n N python -m gradflow.train`)
-it trains data-parallel (gradflow/train/parallel.py).
+it trains data-parallel (gradflow/train/parallel.py). `--task charlm` (or `--model char_lstm`,
+`--model char_transformer`) trains a character language model instead (gradflow/train/charlm.py).
 """
 from __future__ import annotations
 
@@ -75,6 +76,10 @@ MODELS: dict[str, tuple[Callable[[int, int], nn.Module] | None,
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", choices=["image", "charlm"], default="image",
+                   help="image: classify images (this list of options); charlm: train a "
+                        "character model on the bundled Tiny Shakespeare text, see "
+                        f"`{PROG} --task charlm --help` (default: %(default)s)")
     p.add_argument("--model", choices=sorted(MODELS), default="lenet5",
                    help="the net: the model zoo's, at 224x224 or (with the 32 suffix) 32x32, "
                         "LeNet-5 at 28x28, or a three-layer MLP (default: %(default)s)")
@@ -530,10 +535,24 @@ def _quiet(quiet: bool, streams: tuple = ("stdout",)) -> contextlib.AbstractCont
     return stack
 
 
+def is_charlm(argv: list) -> bool:
+    """Whether a command line asks for the character-model task (train/charlm.py): --task
+    charlm, or a character model's name as --model."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--task")
+    p.add_argument("--model")
+    known, _ = p.parse_known_args(argv)
+    return known.task == "charlm" or (known.model or "").startswith("char_")
+
+
 def main(argv: list | None = None) -> int:
     """Train as the command line says; the exit code: 0, INTERRUPTED, or USAGE_ERROR after
     printing one line that names the mistake. Under a launcher every rank trains and returns
     the same code; rank 0 alone prints and writes."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if is_charlm(argv):
+        from . import charlm
+        return charlm.main(argv)
     with _quiet(parallel.launcher_rank() != 0, ("stdout", "stderr")):
         args = build_parser().parse_args(argv)
     try:

@@ -10,14 +10,14 @@ COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5"
            "seconds", "images_per_second"]
 
 
-def write_csv(history: list, path: Path) -> None:
+def write_csv(history: list, path: Path, columns: list = COLUMNS) -> None:
     """One row per finished epoch (rewritten whole, so a resumed run keeps one file)."""
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         for row in history:
-            writer.writerow({k: row.get(k, "") for k in COLUMNS})
+            writer.writerow({k: row.get(k, "") for k in columns})
     tmp.replace(path)
 
 
@@ -44,6 +44,35 @@ def plot_curves(history: list, path: Path, title: str) -> bool:
     best = min(history, key=lambda row: row["val_loss"])
     acc_ax.set_title(f"best val accuracy {best['val_acc'] * 100:.2f}% (epoch {best['epoch']})")
     loss_ax.set_title("loss")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def plot_loss_curves(history: list, path: Path, title: str) -> bool:
+    """A language model's curves: loss in nats and bits per character against the steps,
+    train and validation; False without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    steps = [row["step"] for row in history]
+    fig, (nats_ax, bpc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, unit, label in ((nats_ax, "loss", "cross-entropy (nats per character)"),
+                            (bpc_ax, "bpc", "bits per character")):
+        for split, style in (("train", "o-"), ("val", "s-")):
+            ax.plot(steps, [row[f"{split}_{unit}"] for row in history], style, label=split)
+        ax.set_xlabel("step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    best = min(history, key=lambda row: row["val_loss"])
+    bpc_ax.set_title(f"best val {best['val_bpc']:.3f} bpc (epoch {best['epoch']})")
+    nats_ax.set_title("loss")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

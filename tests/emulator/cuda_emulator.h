@@ -43,6 +43,7 @@ using std::max;
 using std::log;
 using std::min;
 using std::sqrt;
+using std::tanh;
 
 inline dim3 threadIdx, blockIdx, blockDim, gridDim;
 constexpr int warpSize = 32;

@@ -6,7 +6,18 @@ which backend runs: the ops decide.
 """
 from __future__ import annotations
 
-from . import activation, attention, conv, distance, layers, loss, normalization, pooling, sampling
+from . import (
+               activation,
+               attention,
+               conv,
+               distance,
+               layers,
+               loss,
+               normalization,
+               pooling,
+               sampling,
+               sparse,
+)
 from .activation import *  # noqa: F403
 from .attention import *  # noqa: F403
 from .conv import *  # noqa: F403
@@ -16,6 +27,7 @@ from .loss import *  # noqa: F403
 from .normalization import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .sampling import *  # noqa: F403
+from .sparse import *  # noqa: F403
 
 # NOTE: the sum spelled out, as type checkers read it
 __all__: list[str] = []
@@ -28,3 +40,4 @@ __all__ += loss.__all__
 __all__ += normalization.__all__
 __all__ += pooling.__all__
 __all__ += sampling.__all__
+__all__ += sparse.__all__

@@ -258,3 +258,194 @@ def _set_rng(states: tuple) -> None:
     for index, state in cuda.items():
         _random.set_cuda_rng_state(state, index)
 
+
+
+# --- multi-head attention (torch.nn.functional.multi_head_attention_forward) -----------------
+
+_MHA = "multi_head_attention_forward"
+
+
+def _canonical_mask(mask: Tensor | None, name: str, dtype: Any) -> Tensor | None:
+    """A boolean mask (True = masked out) as an additive float one of `dtype`, -inf where
+    masked; a float mask as it is (torch's `_canonical_mask`)."""
+    if mask is None:
+        return None
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"{_MHA}: {name} must be a Tensor or None, got {type(mask).__name__}")
+    if mask.dtype.kind == "b":
+        from ...creation import zeros_like
+        return masked_fill(zeros_like(mask, dtype=dtype), mask, -math.inf)
+    if not mask.is_floating_point():
+        raise AssertionError(f"{_MHA}: only bool and floating types of {name} are supported, "
+                             f"got {mask.dtype}")
+    return mask
+
+
+def _mha_shape_check(query: Tensor, key: Tensor, value: Tensor, key_padding_mask: Any,
+                     attn_mask: Any, num_heads: int) -> bool:
+    """Whether the inputs are batched (3-D query) or not (2-D), checked as torch checks them."""
+    if query.ndim not in (2, 3):
+        raise AssertionError(f"{_MHA}: query should be unbatched 2D or batched 3D tensor but "
+                             f"received {query.ndim}-D query tensor")
+    batched = query.ndim == 3
+    if key.ndim != query.ndim or value.ndim != query.ndim:
+        raise AssertionError(f"{_MHA}: for {'batched' if batched else 'unbatched'} "
+                             f"({query.ndim}-D) query, expected key and value to be "
+                             f"{query.ndim}-D but found {key.ndim}-D and {value.ndim}-D tensors "
+                             f"respectively")
+    if key_padding_mask is not None and key_padding_mask.ndim != query.ndim - 1:
+        raise AssertionError(f"{_MHA}: for {'batched' if batched else 'unbatched'} "
+                             f"({query.ndim}-D) query, expected key_padding_mask to be None or "
+                             f"{query.ndim - 1}-D but found {key_padding_mask.ndim}-D tensor")
+    if attn_mask is not None:
+        if attn_mask.ndim not in (2, 3):
+            raise AssertionError(f"{_MHA}: expected attn_mask to be None, 2-D or 3-D but found "
+                                 f"{attn_mask.ndim}-D tensor")
+        if not batched and attn_mask.ndim == 3 and tuple(attn_mask.shape) != (
+                num_heads, query.shape[0], key.shape[0]):
+            raise AssertionError(f"{_MHA}: expected 3-D attn_mask of shape "
+                                 f"{(num_heads, query.shape[0], key.shape[0])} for unbatched "
+                                 f"input but got {tuple(attn_mask.shape)}")
+    return batched
+
+
+def multi_head_attention_forward(
+        query: Tensor, key: Tensor, value: Tensor, embed_dim_to_check: int, num_heads: int,
+        in_proj_weight: Tensor | None, in_proj_bias: Tensor | None, bias_k: Tensor | None,
+        bias_v: Tensor | None, add_zero_attn: bool, dropout_p: float, out_proj_weight: Tensor,
+        out_proj_bias: Tensor | None, training: bool = True,
+        key_padding_mask: Tensor | None = None, need_weights: bool = True,
+        attn_mask: Tensor | None = None, use_separate_proj_weight: bool = False,
+        q_proj_weight: Tensor | None = None, k_proj_weight: Tensor | None = None,
+        v_proj_weight: Tensor | None = None, static_k: Tensor | None = None,
+        static_v: Tensor | None = None, average_attn_weights: bool = True,
+        is_causal: bool = False) -> tuple[Tensor, Tensor | None]:
+    """Multi-head attention on (L, N, E) query and (S, N, E) key/value, or unbatched (L, E)
+    (torch.nn.functional.multi_head_attention_forward): returns (output, weights), the weights
+    (N, L, S) averaged over heads or (N, heads, L, S), or None when not `need_weights`, in
+    which case `scaled_dot_product_attention` computes the attention."""
+    from ...creation import zeros
+    from ...ops.pad import pad
+    from .activation import softmax
+    from .layers import linear
+
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{_MHA}: {name} must be a Tensor, got {type(t).__name__}")
+    batched = _mha_shape_check(query, key, value, key_padding_mask, attn_mask, num_heads)
+    if not batched:
+        query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+        if key_padding_mask is not None:
+            key_padding_mask = key_padding_mask.unsqueeze(0)
+    tgt_len, bsz, embed_dim = query.shape
+    src_len = key.shape[0]
+    key_padding_mask = _canonical_mask(key_padding_mask, "key_padding_mask", query.dtype)
+    if is_causal and attn_mask is None:
+        raise RuntimeError(f"{_MHA}: need attn_mask if specifying the is_causal hint; you may "
+                           f"use the Transformer's generate_square_subsequent_mask to create it")
+    if is_causal and key_padding_mask is None and not need_weights:
+        attn_mask = None  # NOTE: as torch: the hint lets the attention build the causal mask
+    else:
+        attn_mask = _canonical_mask(attn_mask, "attn_mask", query.dtype)
+        if key_padding_mask is not None:
+            is_causal = False
+    if embed_dim != embed_dim_to_check:
+        raise AssertionError(f"{_MHA}: was expecting embedding dimension of "
+                             f"{embed_dim_to_check}, but got {embed_dim}")
+    head_dim = embed_dim // num_heads
+    if head_dim * num_heads != embed_dim:
+        raise AssertionError(f"{_MHA}: embed_dim {embed_dim} not divisible by num_heads "
+                             f"{num_heads}")
+    if use_separate_proj_weight:
+        if tuple(key.shape[:2]) != tuple(value.shape[:2]):
+            raise AssertionError(f"{_MHA}: key's sequence and batch dims {tuple(key.shape[:2])} "
+                                 f"do not match value's {tuple(value.shape[:2])}")
+        weights = (q_proj_weight, k_proj_weight, v_proj_weight)
+    else:
+        if tuple(key.shape) != tuple(value.shape):
+            raise AssertionError(f"{_MHA}: key shape {tuple(key.shape)} does not match value "
+                                 f"shape {tuple(value.shape)}")
+        if in_proj_weight is None:
+            raise AssertionError(f"{_MHA}: use_separate_proj_weight is False but "
+                                 f"in_proj_weight is None")
+        weights = tuple(in_proj_weight.chunk(3))
+    biases = (None,) * 3 if in_proj_bias is None else tuple(in_proj_bias.chunk(3))
+    projected = []
+    for name, t, w, b in zip(("query", "key", "value"), (query, key, value), weights, biases):
+        if w is None or w.shape[-1] != t.shape[-1]:
+            raise RuntimeError(f"{_MHA}: {name} has {t.shape[-1]} features but its projection "
+                               f"weight has shape {None if w is None else tuple(w.shape)}")
+        projected.append(linear(t, w, b))
+    q, k, v = projected
+
+    if attn_mask is not None:
+        want = (tgt_len, src_len) if attn_mask.ndim == 2 else (bsz * num_heads, tgt_len, src_len)
+        if tuple(attn_mask.shape) != want:
+            raise RuntimeError(f"{_MHA}: the shape of the {attn_mask.ndim}D attn_mask is "
+                               f"{tuple(attn_mask.shape)}, but should be {want}.")
+        if attn_mask.ndim == 2:
+            attn_mask = attn_mask.unsqueeze(0)
+    if bias_k is not None and bias_v is not None:
+        if static_k is not None or static_v is not None:
+            raise AssertionError(f"{_MHA}: bias cannot be added to static key or value")
+        k = cat([k, bias_k.expand(1, bsz, embed_dim)])
+        v = cat([v, bias_v.expand(1, bsz, embed_dim)])
+        attn_mask = None if attn_mask is None else pad(attn_mask, (0, 1))
+        key_padding_mask = None if key_padding_mask is None else pad(key_padding_mask, (0, 1))
+    elif (bias_k is None) != (bias_v is None):
+        raise AssertionError(f"{_MHA}: bias_k and bias_v must both be given or both be None")
+
+    q = q.reshape(tgt_len, bsz * num_heads, head_dim)
+    if need_weights:
+        # NOTE: scaled before the transpose, as torch scales q (the same values either way),
+        # so the product reads a transposed contiguous array
+        q = q * math.sqrt(1.0 / head_dim)
+    q = q.transpose(0, 1)
+    k = (k.reshape(k.shape[0], bsz * num_heads, head_dim).transpose(0, 1) if static_k is None
+         else static_k)
+    v = (v.reshape(v.shape[0], bsz * num_heads, head_dim).transpose(0, 1) if static_v is None
+         else static_v)
+    if add_zero_attn:
+        k = cat([k, zeros(bsz * num_heads, 1, head_dim, dtype=k.dtype, device=k.device)], 1)
+        v = cat([v, zeros(bsz * num_heads, 1, head_dim, dtype=v.dtype, device=v.device)], 1)
+        attn_mask = None if attn_mask is None else pad(attn_mask, (0, 1))
+        key_padding_mask = None if key_padding_mask is None else pad(key_padding_mask, (0, 1))
+    src_len = k.shape[1]
+    if key_padding_mask is not None:
+        if tuple(key_padding_mask.shape) != (bsz, src_len):
+            raise AssertionError(f"{_MHA}: expecting key_padding_mask shape of "
+                                 f"{(bsz, src_len)}, but got {tuple(key_padding_mask.shape)}")
+        key_padding_mask = key_padding_mask.reshape(bsz, 1, 1, src_len).expand(
+            bsz, num_heads, 1, src_len).reshape(bsz * num_heads, 1, src_len)
+        attn_mask = key_padding_mask if attn_mask is None else attn_mask + key_padding_mask
+    if not training:
+        dropout_p = 0.0
+
+    if need_weights:
+        scores = matmul(q, k.transpose(-2, -1))
+        if attn_mask is not None:
+            scores = scores + attn_mask
+        attn = softmax(scores, -1)
+        if dropout_p > 0.0:
+            attn = dropout(attn, dropout_p)
+        out = matmul(attn, v).transpose(0, 1).reshape(tgt_len * bsz, embed_dim)
+        out = linear(out, out_proj_weight, out_proj_bias).reshape(tgt_len, bsz, -1)
+        attn = attn.reshape(bsz, num_heads, tgt_len, src_len)
+        if average_attn_weights:
+            attn = attn.mean(1)
+        if not batched:
+            out, attn = out.squeeze(1), attn.squeeze(0)
+        return out, attn
+    if attn_mask is not None:
+        attn_mask = (attn_mask.unsqueeze(0) if attn_mask.shape[0] == 1
+                     else attn_mask.reshape(bsz, num_heads, -1, src_len))
+    q = q.reshape(bsz, num_heads, tgt_len, head_dim)
+    k = k.reshape(bsz, num_heads, src_len, head_dim)
+    v = v.reshape(bsz, num_heads, src_len, head_dim)
+    out = scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal)
+    out = out.permute(2, 0, 1, 3).reshape(bsz * tgt_len, embed_dim)
+    out = linear(out, out_proj_weight, out_proj_bias).reshape(tgt_len, bsz, -1)
+    return (out if batched else out.squeeze(1)), None
+
+
+__all__ += ["multi_head_attention_forward"]

@@ -10,8 +10,11 @@ from . import (
                loss,
                normalization,
                pooling,
+               rnn,
                sampling,
+               sparse,
                sync_batchnorm,
+               transformer,
 )
 from .activation import *  # noqa: F403
 from .container import *  # noqa: F403
@@ -22,8 +25,11 @@ from .linear import *  # noqa: F403
 from .loss import *  # noqa: F403
 from .normalization import *  # noqa: F403
 from .pooling import *  # noqa: F403
+from .rnn import *  # noqa: F403
 from .sampling import *  # noqa: F403
+from .sparse import *  # noqa: F403
 from .sync_batchnorm import *  # noqa: F403
+from .transformer import *  # noqa: F403
 
 # NOTE: the sum spelled out, as type checkers read it
 __all__ = activation.__all__.copy()
@@ -35,5 +41,8 @@ __all__ += linear.__all__
 __all__ += loss.__all__
 __all__ += normalization.__all__
 __all__ += pooling.__all__
+__all__ += rnn.__all__
 __all__ += sampling.__all__
+__all__ += sparse.__all__
 __all__ += sync_batchnorm.__all__
+__all__ += transformer.__all__

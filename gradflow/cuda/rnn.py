@@ -1,0 +1,93 @@
+"""Launchers for kernels/rnn.cu on CuPy arrays: one fused kernel per cell and pass for a time
+step of LSTM, GRU and the tanh/relu RNN. The same names, arguments and results as the NumPy
+twins in gradflow/ops/rnn_arrays.py; inputs that are not contiguous are copied first."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..backend import array_module
+from . import compiler
+
+NONLINEARITIES = ("tanh", "relu")
+
+
+def _contiguous(*arrays: Any) -> list:
+    xp = array_module(arrays[0])
+    return [xp.ascontiguousarray(a) for a in arrays]
+
+
+def _dims(state: Any) -> tuple:
+    """(N, H) of an (N, H) state as int64."""
+    return np.int64(state.shape[0]), np.int64(state.shape[1])
+
+
+def lstm_cell_forward(gates: Any, c_prev: Any) -> tuple:
+    """One LSTM step from the (N, 4H) gate pre-activations (torch's i, f, g, o order) and the
+    cell state: (h, c, act), act the activated gates the backward pass reads."""
+    gates, c_prev = _contiguous(gates, c_prev)
+    xp = array_module(gates)
+    h, c, act = xp.empty_like(c_prev), xp.empty_like(c_prev), xp.empty_like(gates)
+    compiler.launch_loop("rnn", "lstm_cell_fwd", gates.dtype, c_prev.size,
+                         (gates, c_prev, h, c, act, *_dims(c_prev)))
+    return h, c, act
+
+
+def lstm_cell_backward(g_h: Any, g_c: Any, act: Any, c_prev: Any, c: Any) -> tuple:
+    """Gradients of one LSTM step: (g_gates, g_c_prev) from those of h and c."""
+    g_h, g_c, act, c_prev, c = _contiguous(g_h, g_c, act, c_prev, c)
+    xp = array_module(act)
+    g_gates, g_c_prev = xp.empty_like(act), xp.empty_like(c_prev)
+    compiler.launch_loop("rnn", "lstm_cell_bwd", act.dtype, c_prev.size,
+                         (g_h, g_c, act, c_prev, c, g_gates, g_c_prev, *_dims(c_prev)))
+    return g_gates, g_c_prev
+
+
+def gru_cell_forward(gi: Any, gh: Any, h_prev: Any) -> tuple:
+    """One GRU step from the (N, 3H) input and recurrent projections (torch's r, z, n order,
+    biases included) and the hidden state: (h, act), act the activated gates r, z, n."""
+    gi, gh, h_prev = _contiguous(gi, gh, h_prev)
+    xp = array_module(gi)
+    h, act = xp.empty_like(h_prev), xp.empty_like(gi)
+    compiler.launch_loop("rnn", "gru_cell_fwd", gi.dtype, h_prev.size,
+                         (gi, gh, h_prev, h, act, *_dims(h_prev)))
+    return h, act
+
+
+def gru_cell_backward(g_h: Any, act: Any, gh_n: Any, h_prev: Any) -> tuple:
+    """Gradients of one GRU step: (g_gi, g_gh, g_h_prev); gh_n is the (N, H) n block of the
+    recurrent projection the forward pass read."""
+    g_h, act, gh_n, h_prev = _contiguous(g_h, act, gh_n, h_prev)
+    xp = array_module(act)
+    g_gi, g_gh, g_h_prev = xp.empty_like(act), xp.empty_like(act), xp.empty_like(h_prev)
+    compiler.launch_loop("rnn", "gru_cell_bwd", act.dtype, h_prev.size,
+                         (g_h, act, gh_n, h_prev, g_gi, g_gh, g_h_prev, *_dims(h_prev)))
+    return g_gi, g_gh, g_h_prev
+
+
+def _relu(nonlinearity: str) -> np.int32:
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"rnn cell: unknown nonlinearity {nonlinearity!r} "
+                         f"(expected one of {NONLINEARITIES})")
+    return np.int32(nonlinearity == "relu")
+
+
+def rnn_cell_forward(gates: Any, nonlinearity: str) -> Any:
+    """One Elman RNN step: h = tanh(gates) or relu(gates), gates = x W_ih^T + h W_hh^T + b."""
+    relu = _relu(nonlinearity)
+    (gates,) = _contiguous(gates)
+    h = array_module(gates).empty_like(gates)
+    compiler.launch_loop("rnn", "rnn_cell_fwd", gates.dtype, gates.size,
+                         (gates, h, np.int64(gates.size), relu))
+    return h
+
+
+def rnn_cell_backward(g_h: Any, h: Any, nonlinearity: str) -> Any:
+    """The gradient of one Elman step's gate pre-activations from that of its output h."""
+    relu = _relu(nonlinearity)
+    g_h, h = _contiguous(g_h, h)
+    g_pre = array_module(h).empty_like(h)
+    compiler.launch_loop("rnn", "rnn_cell_bwd", h.dtype, h.size,
+                         (g_h, h, g_pre, np.int64(h.size), relu))
+    return g_pre
