@@ -30,7 +30,15 @@ from ..serialization import CheckpointError, load, save
 from ..summary import summary
 from ..threads import env_num_threads, set_num_threads
 from . import parallel, report
-from .cli import INTERRUPTED, OUTPUTS, PROG, USAGE_ERROR, StopRequest, UsageError
+from .cli import (
+    INTERRUPTED,
+    OUTPUTS,
+    PROG,
+    USAGE_ERROR,
+    StopRequest,
+    UsageError,
+    check_device_and_out,
+)
 
 MODELS = ("char_lstm", "char_transformer")
 COLUMNS = ["epoch", "step", "train_loss", "train_bpc", "val_loss", "val_bpc", "lr", "seconds",
@@ -148,16 +156,7 @@ def _check_args(args: argparse.Namespace) -> None:
     width = args.hidden or 128
     if args.model == "char_transformer" and width % args.heads:
         raise UsageError(f"--hidden {width} must be a multiple of --heads {args.heads}")
-    if args.device == "cuda":
-        try:
-            cuda.init()
-        except RuntimeError as err:
-            raise UsageError(f"--device cuda: {err}; use --device cpu") from None
-    previous = [name for name in OUTPUTS if (Path(args.out) / name).exists()]
-    if previous and not args.resume and not args.exist_ok:
-        raise UsageError(f"--out {args.out} holds a previous run ({', '.join(previous)}): "
-                         f"continue it with --resume, replace it with --exist-ok, or choose "
-                         f"another --out")
+    check_device_and_out(args)
 
 
 class CharRun:

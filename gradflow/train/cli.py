@@ -159,16 +159,22 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.data_dir is not None and args.dataset == "bundled":
         raise UsageError("--data-dir needs --dataset mnist or cifar10 (the bundled digits "
                          "read no folder)")
-    if args.device == "cuda":
-        try:
-            cuda.init()
-        except RuntimeError as err:
-            raise UsageError(f"--device cuda: {err}; use --device cpu") from None
     if args.tensorboard is not None:
         try:
             report.tensorboard_writer_class()
         except ImportError as err:
             raise UsageError(f"--tensorboard: {err}") from None
+    check_device_and_out(args)
+
+
+def check_device_and_out(args: argparse.Namespace) -> None:
+    """The checks every task's options share: a usable --device, and an --out that holds no
+    previous run unless --resume or --exist-ok says what to do with it."""
+    if args.device == "cuda":
+        try:
+            cuda.init()
+        except RuntimeError as err:
+            raise UsageError(f"--device cuda: {err}; use --device cpu") from None
     previous = [name for name in OUTPUTS if (Path(args.out) / name).exists()]
     if previous and not args.resume and not args.exist_ok:
         raise UsageError(f"--out {args.out} holds a previous run ({', '.join(previous)}): "

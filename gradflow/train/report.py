@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr",
            "seconds", "images_per_second"]
@@ -21,63 +21,50 @@ def write_csv(history: list, path: Path, columns: list = COLUMNS) -> None:
     tmp.replace(path)
 
 
-def plot_curves(history: list, path: Path, title: str) -> bool:
-    """Loss and accuracy against epochs, train and validation; False without matplotlib."""
+def _plot_train_val(history: list, path: Path, title: str, x: str, panels: tuple,
+                    best_title: Callable[[dict], str]) -> bool:
+    """Two panels of train and validation curves against `x`: `panels` holds two (key,
+    y label, scale) triples; the second panel's title names the best epoch by validation loss
+    (`best_title` of its row). False without matplotlib."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    epochs = [row["epoch"] for row in history]
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, label in ((loss_ax, "loss", "cross-entropy loss"),
-                           (acc_ax, "acc", "top-1 accuracy (%)")):
-        scale = 100.0 if key == "acc" else 1.0
+    xs = [row[x] for row in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, (key, label, scale) in zip(axes, panels):
         for split, style in (("train", "o-"), ("val", "s-")):
-            ax.plot(epochs, [row[f"{split}_{key}"] * scale for row in history], style,
-                    label=split)
-        ax.set_xlabel("epoch")
+            ax.plot(xs, [row[f"{split}_{key}"] * scale for row in history], style, label=split)
+        ax.set_xlabel(x)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
-    best = min(history, key=lambda row: row["val_loss"])
-    acc_ax.set_title(f"best val accuracy {best['val_acc'] * 100:.2f}% (epoch {best['epoch']})")
-    loss_ax.set_title("loss")
+    axes[0].set_title("loss")
+    axes[1].set_title(best_title(min(history, key=lambda row: row["val_loss"])))
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
+
+
+def plot_curves(history: list, path: Path, title: str) -> bool:
+    """Loss and accuracy against epochs, train and validation; False without matplotlib."""
+    return _plot_train_val(
+        history, path, title, "epoch",
+        (("loss", "cross-entropy loss", 1.0), ("acc", "top-1 accuracy (%)", 100.0)),
+        lambda best: f"best val accuracy {best['val_acc'] * 100:.2f}% (epoch {best['epoch']})")
 
 
 def plot_loss_curves(history: list, path: Path, title: str) -> bool:
     """A language model's curves: loss in nats and bits per character against the steps,
     train and validation; False without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    steps = [row["step"] for row in history]
-    fig, (nats_ax, bpc_ax) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, unit, label in ((nats_ax, "loss", "cross-entropy (nats per character)"),
-                            (bpc_ax, "bpc", "bits per character")):
-        for split, style in (("train", "o-"), ("val", "s-")):
-            ax.plot(steps, [row[f"{split}_{unit}"] for row in history], style, label=split)
-        ax.set_xlabel("step")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    best = min(history, key=lambda row: row["val_loss"])
-    bpc_ax.set_title(f"best val {best['val_bpc']:.3f} bpc (epoch {best['epoch']})")
-    nats_ax.set_title("loss")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return _plot_train_val(
+        history, path, title, "step",
+        (("loss", "cross-entropy (nats per character)", 1.0), ("bpc", "bits per character", 1.0)),
+        lambda best: f"best val {best['val_bpc']:.3f} bpc (epoch {best['epoch']})")
 
 
 def tensorboard_writer_class() -> Any:
