@@ -3,11 +3,16 @@ process: Embedding(65, 64) + 2-layer LSTM(64, 256, batch_first) + Linear(256, 65
 32 sequences of 100 characters, cross-entropy, Adam at 2e-3, gradient clipping at 1.0.
 
     python -m benchmarks.charlm_step [--device cpu|cuda] [--steps 20] [--warmup 3]
+    python -m benchmarks.charlm_step --quality [--steps 753]
 
 torch's weights are copied into gradflow's by name, both see the same batch, and the first
 losses must agree before anything is timed. Each side runs its warmup and timed steps as one
 block (alternating steps make the two thread pools fight over the cores). Prints each side's
 median step in ms and gradflow's ratio to torch's (the target: at most 1.5).
+
+`--quality` trains both sides from the same weights on the same sequence of batches (random
+windows of Tiny Shakespeare's training split) for `--steps` steps, then prints each side's
+loss on the whole validation split and their relative difference (the target: within 2%).
 """
 from __future__ import annotations
 
@@ -52,13 +57,53 @@ def _step(lib: Any, model: Any, opt: Any, x: Any, y: Any) -> Any:
     return step
 
 
+def _validation_loss(lib: Any, model: Any, device: str) -> float:
+    """Mean cross-entropy in nats per character over the validation split's chunks."""
+    inputs, targets = gf.datasets.TinyShakespeare("val", LENGTH).chunks()
+    total = 0.0
+    with lib.no_grad():
+        for lo in range(0, len(inputs), 64):
+            x = lib.tensor(inputs[lo:lo + 64], device=device)
+            y = lib.tensor(targets[lo:lo + 64], device=device)
+            loss = lib.nn.functional.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1))
+            total += float(loss.item()) * y.numel()
+    return total / targets.size
+
+
+def quality(torch: Any, models: dict, steps: int, device: str) -> dict:
+    """Train each side for `steps` steps on the same batches; their validation losses."""
+    text = gf.datasets.TinyShakespeare("train").data
+    rng = np.random.default_rng(0)
+    starts = rng.integers(0, len(text) - LENGTH - 1, (steps, BATCH))
+    windows = starts[..., None] + np.arange(LENGTH + 1)
+    result = {}
+    for name, model in models.items():
+        lib = torch if name == "torch" else gf
+        opt = lib.optim.Adam(model.parameters(), lr=LR)
+        model.train()
+        for i in range(steps):
+            batch = text[windows[i]]
+            _step(lib, model, opt, lib.tensor(batch[:, :-1], device=device),
+                  lib.tensor(batch[:, 1:], device=device))()
+        model.eval()
+        result[name] = _validation_loss(lib, model, device)
+        print(f"{name:9s} validation loss after {steps} steps: {result[name]:.4f} nats/char")
+    gap = (result["gradflow"] - result["torch"]) / result["torch"]
+    print(f"gradflow relative to torch: {gap:+.2%} (target: within 2%)")
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed steps (default 20), or training steps with --quality "
+                             "(default 753, the anchor's)")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--quality", action="store_true",
+                        help="compare validation losses after equal training instead of timing")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     t_model = _model(torch).to(args.device)
@@ -66,6 +111,10 @@ def main(argv: list[str] | None = None) -> None:
     g_model.load_state_dict({k: gf.tensor(v.detach().cpu().numpy())
                              for k, v in t_model.state_dict().items()})
     g_model.to(args.device)
+    if args.quality:
+        quality(torch, {"torch": t_model, "gradflow": g_model}, args.steps or 753, args.device)
+        return
+    args.steps = args.steps or 20
     rng = np.random.default_rng(0)
     x = rng.integers(0, VOCAB, (BATCH, LENGTH))
     y = rng.integers(0, VOCAB, (BATCH, LENGTH))

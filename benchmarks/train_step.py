@@ -6,8 +6,11 @@ timed only after its first logits and loss agree. Each side runs its warmup and 
 one block: alternating single steps made NumPy's and torch's thread pools fight over the cores
 on the CPU. The table gives gradflow's time as a ratio to torch's.
 
-    python -m benchmarks.train_step [--device cuda|cpu] [--mode fp32|tf32] [--nets a,b]
-                                    [--graphs]
+    python -m benchmarks.train_step [--device cuda|cpu] [--mode fp32|tf32|bf16|fp16]
+                                    [--nets a,b] [--graphs]
+
+--mode bf16 runs forward and loss of both sides under autocast in bfloat16, --mode fp16 in
+float16 with a GradScaler (gradflow.amp and torch.amp, the same recipe on both sides).
 
 --graphs times gradflow's step through gf.compile_step (the whole step replayed as one CUDA
 graph after its warm-up steps); torch's side stays eager.
@@ -42,7 +45,9 @@ NETS = {  # name: (input shape (C, H, W), batch on the GPU)
 }
 CPU_NETS = ("lenet5", "alexnet32", "vgg11_bn32")  # the 224x224 nets take minutes a step on CPU
 NUM_CLASSES, LR, MOMENTUM = 10, 0.01, 0.9
-TOLERANCE = {"fp32": 1e-3, "tf32": 1e-2}  # relative, on the first logits and loss
+TOLERANCE = {"fp32": 1e-3, "tf32": 1e-2,  # relative, on the first logits and loss
+             "bf16": 5e-2, "fp16": 1e-2}  # bfloat16 keeps 8 bits of mantissa, float16 11
+AMP_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}  # --mode: autocast's dtype
 
 
 @dataclass
@@ -121,8 +126,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cuda", "cpu"),
                         default="cuda" if gf.cuda.is_available() else "cpu")
-    parser.add_argument("--mode", choices=("fp32", "tf32"), default="fp32",
-                        help="fp32: strict float32 matmuls and convs; tf32: TF32 allowed")
+    parser.add_argument("--mode", choices=("fp32", "tf32", "bf16", "fp16"), default="fp32",
+                        help="fp32: strict float32 matmuls and convs; tf32: TF32 allowed; "
+                             "bf16/fp16: autocast (fp16 with a GradScaler)")
     parser.add_argument("--nets", type=_net_list, default=None,
                         help=f"comma list of {', '.join(NETS)} (default: all on cuda, "
                              f"{', '.join(CPU_NETS)} on cpu)")
@@ -178,6 +184,10 @@ def load_torch(device: str) -> tuple[Any, str | None]:
 def set_precision(mode: str, device: str, torch: Any) -> list[str]:
     """Select strict fp32 or TF32 matmuls on both sides; returns notes on what that means."""
     tf32 = mode == "tf32"
+    if mode in AMP_DTYPES:
+        return [f"--mode {mode}: forward and loss under autocast({device!r}, "
+                f"{AMP_DTYPES[mode]}) on both sides" + (", GradScaler on both" if mode == "fp16"
+                                                         else "")]
     if device == "cpu":
         return ["--mode tf32 has no effect on the CPU: both sides compute in fp32"] if tf32 else []
     # NOTE: CuPy reads CUPY_TF32 at its first float32 matmul, so this must precede every step.
@@ -202,15 +212,15 @@ def build_sides(name: str, args: argparse.Namespace, torch: Any) -> tuple:
     model = getattr(models, name)(num_classes=NUM_CLASSES)
     row: dict[str, Any] = {"net": name, "batch": batch, "input_shape": [batch, *shape],
                            "check": None, "gradflow": None, "torch": None, "ratio": None}
-    sides = {"gradflow": gradflow_side(model, x, y, args.device, args.graphs)}
+    sides = {"gradflow": gradflow_side(model, x, y, args.device, args.graphs, args.mode)}
     if torch is None:
         row["check"] = {"status": "skipped", "reason": "no torch reference"}
     else:
         from .torch_mirror import to_torch
         twin = to_torch(model)
-        sides["torch"] = torch_side(twin, x, y, args.device, torch)
+        sides["torch"] = torch_side(twin, x, y, args.device, torch, args.mode)
         row["check"] = check_pair(model, twin, x, y, args.device, torch,
-                                  TOLERANCE[args.mode])
+                                  TOLERANCE[args.mode], args.mode)
     return row, sides
 
 
@@ -239,15 +249,25 @@ def bench_net(name: str, args: argparse.Namespace, torch: Any) -> dict[str, Any]
     return row
 
 
+def _autocast(lib: Any, device: str, mode: str) -> Any:
+    """lib's autocast region for --mode (a disabled one for fp32 and tf32)."""
+    dtype = getattr(lib, AMP_DTYPES.get(mode, "bfloat16"))
+    return lib.autocast(device, dtype=dtype, enabled=mode in AMP_DTYPES)
+
+
 def gradflow_side(model: gf.nn.Module, x: np.ndarray, y: np.ndarray, device: str,
-                  graphs: bool = False) -> Side:
+                  graphs: bool = False, mode: str = "fp32") -> Side:
     model.to(device)
     opt = gf.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     inputs, targets = gf.tensor(x, device=device), gf.tensor(y, device=device)
+    scaler = gf.amp.GradScaler(device, enabled=mode == "fp16")
 
     def train(xb: gf.Tensor, yb: gf.Tensor) -> None:
-        gf.nn.functional.cross_entropy(model(xb), yb).backward()
-        opt.step()
+        with _autocast(gf, device, mode):
+            loss = gf.nn.functional.cross_entropy(model(xb), yb)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         opt.zero_grad()
     compiled = gf.compile_step(train) if graphs else train
 
@@ -256,33 +276,38 @@ def gradflow_side(model: gf.nn.Module, x: np.ndarray, y: np.ndarray, device: str
     return Side(step, step_timer(device), gf.cuda if device == "cuda" else None)
 
 
-def torch_side(model: Any, x: np.ndarray, y: np.ndarray, device: str, torch: Any) -> Side:
+def torch_side(model: Any, x: np.ndarray, y: np.ndarray, device: str, torch: Any,
+               mode: str = "fp32") -> Side:
     model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     inputs = torch.from_numpy(x).to(device)
     targets = torch.from_numpy(y).to(device)
+    scaler = torch.amp.GradScaler(device, enabled=mode == "fp16")
 
     def step() -> None:
-        torch.nn.functional.cross_entropy(model(inputs), targets).backward()
-        opt.step()
+        with _autocast(torch, device, mode):
+            loss = torch.nn.functional.cross_entropy(model(inputs), targets)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         opt.zero_grad()
     return Side(step, step_timer(device, torch), torch.cuda if device == "cuda" else None)
 
 
 def check_pair(model: gf.nn.Module, twin: Any, x: np.ndarray, y: np.ndarray, device: str,
-               torch: Any, tol: float) -> dict[str, Any]:
+               torch: Any, tol: float, mode: str = "fp32") -> dict[str, Any]:
     """Compare both sides' first logits and loss on the batch, with dropout off (its masks
     differ) and batch norm in training mode, as in the timed steps."""
     # NOTE: with grad mode on, like a training step (batch norm in training mode warns under
     # no_grad, as that usually means a forgotten model.eval()).
-    with _dropout_off(model, gf.nn.Dropout):
+    with _dropout_off(model, gf.nn.Dropout), _autocast(gf, device, mode):
         logits = model(gf.tensor(x, device=device))
         loss = gf.nn.functional.cross_entropy(logits, gf.tensor(y, device=device))
-        ours, our_loss = logits.detach().cpu().numpy(), float(loss.item())
-    with torch.no_grad(), _dropout_off(twin, torch.nn.Dropout):
+        ours, our_loss = logits.detach().float().cpu().numpy(), float(loss.item())
+    with torch.no_grad(), _dropout_off(twin, torch.nn.Dropout), _autocast(torch, device, mode):
         logits = twin(torch.from_numpy(x).to(device))
         loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y).to(device))
-        theirs, their_loss = logits.cpu().numpy(), float(loss.item())
+        theirs, their_loss = logits.float().cpu().numpy(), float(loss.item())
     loss_diff = abs(our_loss - their_loss) / abs(their_loss)
     logits_diff = float(np.abs(ours - theirs).max() / np.abs(theirs).max())
     ok = loss_diff <= tol and logits_diff <= tol

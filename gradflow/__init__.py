@@ -5,8 +5,8 @@ import warnings as _warnings
 
 from . import host_allocator
 from . import dtypes
-from .dtypes import (bool, double, float, float16, float32, float64, get_default_dtype, half,
-                     int, int8, int16, int32, int64, long, set_default_dtype, short, uint8)
+from .dtypes import (bfloat16, bool, double, float, float16, float32, float64, get_default_dtype,
+                     half, int, int8, int16, int32, int64, long, set_default_dtype, short, uint8)
 from .backend import device
 from . import autograd  # noqa: I001  (loads the Tensor class and the ops, in that order)
 from .tensor import Size, Tensor
@@ -76,14 +76,20 @@ from .ops.index import index_reduce
 from .ops.pool import adaptive_avg_pool1d, avg_pool1d, max_pool1d, max_pool2d
 from .ops.pool3d import max_pool3d
 from .ops.sampling import pixel_shuffle, pixel_unshuffle
+from .ops.typeinfo import can_cast, finfo, iinfo, promote_types, result_type
 from . import linalg
 
 from . import accelerator, datasets, models, nn, optim, transforms, utils
+from .utils.dlpack import from_dlpack
 from . import distributed
+from . import onnx  # gf.onnx.export; needs the onnx extra only when called
 from .nn.functional import cosine_similarity, log_softmax, pairwise_distance, softmax
 from .nn.functional.distance import cdist
 from .serialization import load, save
 from .summary import summary
+from . import amp
+from .amp import (autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype,
+                  set_autocast_enabled)
 
 # NOTE: NaN and inf arrive silently, as in PyTorch: NumPy's RuntimeWarnings (invalid value,
 # divide by zero, overflow) are ignored where NumPy attributes them to a gradflow frame, the

@@ -44,7 +44,7 @@ def _has_float(data: Any) -> bool:
             stack.extend(item)
         elif isinstance(item, (float, np.floating)):
             return True
-        elif isinstance(item, Tensor) and item.dtype.kind == "f":
+        elif isinstance(item, Tensor) and dtypes.is_floating(item.dtype):
             return True
     return False
 
@@ -57,7 +57,7 @@ def _nested_to_numpy(data: Any, op: str) -> np.ndarray:
     except ValueError as err:
         raise ValueError(f"{op}: expected a rectangular nested sequence, got a ragged one "
                          f"({err})") from None
-    if arr.dtype == object or arr.dtype.kind in "USV":
+    if arr.dtype == object or dtypes.kind(arr.dtype) in "USV":
         raise TypeError(f"{op}: could not convert data of type {type(data).__name__} to a "
                         "tensor; expected numbers or nested sequences of numbers")
     return arr
@@ -81,12 +81,12 @@ def to_array(data: Any, dtype: Any, dev: Any, op: str = "tensor"):
     else:
         arr = _nested_to_numpy(data, op)
         if dtype is None:
-            if arr.dtype.kind == "f" or (arr.size == 0) or _has_float(data):
+            if dtypes.is_floating(arr.dtype) or (arr.size == 0) or _has_float(data):
                 arr = arr.astype(dtypes.get_default_dtype())
             elif arr.dtype.kind in "iu":
                 arr = arr.astype(dtypes.int64)
     if dtype is not None:
-        arr = arr.astype(dtypes.as_dtype(dtype), copy=False)
+        arr = dtypes.astype(arr, dtypes.as_dtype(dtype), copy=False)
     return move_array(arr, target)
 
 
@@ -224,10 +224,28 @@ def linspace(start: float, end: float, steps: int, dtype: Any = None, device: An
     dev = _target(device)
     dt = _dtype_or_default(dtype)
     with on_device(dev):
-        # NOTE: an integer dtype takes the float points truncated toward zero, as torch does
-        # (NumPy's integer linspace rounds down)
-        arr = module_for(dev).linspace(start, end, steps).astype(dt, copy=False)
+        if (dt == dtypes.float16 or dt == dtypes.bfloat16) and steps > 1:
+            arr = _low_precision_linspace(module_for(dev), start, end, steps, dt)
+        else:
+            # NOTE: an integer dtype takes the float points truncated toward zero, as torch
+            # does (NumPy's integer linspace rounds down)
+            arr = module_for(dev).linspace(start, end, steps).astype(dt, copy=False)
     return _finish(arr, requires_grad)
+
+
+def _low_precision_linspace(xp: Any, start: float, end: float, steps: int, dt: np.dtype):
+    """torch's float16/bfloat16 linspace, bit for bit: it steps in the dtype itself, each
+    operation rounded to it: step = (end - start) / (steps - 1), then start + step * i for the
+    first half of the points and end - step * (steps - 1 - i) for the rest."""
+    def rounded(v):
+        return xp.asarray(v, dtypes.float32).astype(dt).astype(dtypes.float32)
+
+    s, e = rounded(start), rounded(end)
+    step = rounded(rounded(e - s) / rounded(steps - 1))
+    i = xp.arange(steps)
+    head = rounded(s + rounded(step * rounded(i)))
+    tail = rounded(e - rounded(step * rounded(steps - 1 - i)))
+    return xp.where(i < steps // 2, head, tail).astype(dt)
 
 
 def eye(n: int, m: int | None = None, dtype: Any = None, device: Any = None,

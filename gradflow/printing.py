@@ -77,7 +77,7 @@ class _Formatter:
     """The notation and column width for the values of one tensor (torch's _Formatter)."""
 
     def __init__(self, values: np.ndarray) -> None:
-        self.floating = values.dtype.kind == "f"
+        self.floating = dtypes.is_floating(values.dtype)
         self.int_mode, self.sci_mode, self.max_width = True, False, 1
         flat = values.reshape(-1)
         p = PRINT_OPTS.precision

@@ -53,6 +53,7 @@ _PLAIN_VERSION = 1
 _STRUCTURE = "structure.json"
 _PICKLE = "data.pkl"
 _DTYPES = {str(dt): dt for dt in dtypes.SUPPORTED}
+_BFLOAT16_BITS = (np.dtype("<u2"), np.dtype("V2"))  # how bfloat16 .npy members may be stored
 _SCALARS = (str, int, float, bool, type(None))
 _CHUNK = 1 << 24
 _MAX_NPY_HEADER = 10_000  # NumPy's own default limit
@@ -163,6 +164,8 @@ def _pickled(obj: Any, tensors: list, protocol: int, why: _NotPlain) -> bytes:
 
 
 def _write_array(zf: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
+    if array.dtype == dtypes.bfloat16:  # NOTE: np.save would write an opaque '<V2'; the
+        array = array.view(np.uint16)  # structure's "dtype" says bfloat16, `array` reads it
     with zf.open(name, "w", force_zip64=array.nbytes > (1 << 30)) as member:
         np.lib.format.write_array(member, array, allow_pickle=False)
 
@@ -244,7 +247,9 @@ def load(f: str | os.PathLike | IO[bytes], map_location: Any = None,
     tensor to use (moved as it likes) or None for the saved device (torch's callable gets a
     storage). `weights_only=None` means True: a checkpoint of pickled objects is refused with
     WeightsOnlyError; `weights_only=False` unpickles it, which runs code named by the file, so
-    pass it only for files you trust. gradflow reads neither torch.save files nor raw pickles.
+    pass it only for files you trust. Files written by torch.save (its zip format) are read too,
+    by gradflow.torch_checkpoint, which never runs their pickle, whatever `weights_only` says;
+    raw pickles and legacy torch.save files are refused.
     """
     relocate = _relocator(map_location)
     if weights_only is None:
@@ -274,12 +279,20 @@ def _load_from(fh: IO[bytes], name: str, relocate: Callable, weights_only: bool)
     fh.seek(0)
     try:
         with zipfile.ZipFile(fh) as zf:
+            from . import torch_checkpoint
+            if torch_checkpoint.is_torch_archive(zf.namelist()):
+                return torch_checkpoint.read(zf, name, size, relocate)
             return _Reader(name, zf, size, relocate, weights_only).run()
     except _CORRUPT as err:
         raise CheckpointError(f"load: {name} is truncated or corrupt: {err}") from None
 
 
 def _sniff(head: bytes) -> str:
+    if head == b"\x80\x02\x8a\x0a":  # pickle protocol 2, then torch's magic number
+        return ("it is a legacy torch.save file (PyTorch before 1.6, or saved with "
+                "_use_new_zipfile_serialization=False), which is a raw pickle that gradflow "
+                "never runs; convert it with PyTorch: torch.save(torch.load(f), g) writes the "
+                "zip format by default (_use_new_zipfile_serialization=True)")
     if head[:1] == b"\x80":
         return "it looks like a pickle file, e.g. a legacy torch.save; gradflow never unpickles"
     if not head:
@@ -377,14 +390,9 @@ class _Reader:
             info = self.zf.getinfo(name)
         except KeyError:
             raise self.fail(f"missing member {name!r}") from None
-        if info.compress_type != zipfile.ZIP_STORED or info.file_size > self.size:
-            raise self.fail(f"member {name!r} is compressed or larger than the file "
-                            f"({info.file_size} bytes)")
-        if info.flag_bits & _UNSUPPORTED_FLAGS or stat.S_ISLNK(info.external_attr >> 16):
-            raise self.fail(f"member {name!r} is encrypted, patched or a symbolic link; refused")
-        if not 0 <= info.header_offset < self.size:
-            raise self.fail(f"member {name!r} starts at offset {info.header_offset}, outside "
-                            f"the file ({self.size} bytes)")
+        problem = stored_member_problem(info, self.size)
+        if problem:
+            raise self.fail(f"member {name!r} {problem}")
         return info, self.zf.open(info)
 
     def decode(self, node: Any, where: str) -> Any:
@@ -428,25 +436,11 @@ class _Reader:
         except (TypeError, ValueError) as err:
             raise self.fail(f"{name}: {err}") from None
         requires_grad = meta.get("requires_grad") is True
-        if requires_grad and dtype.kind != "f":
+        if requires_grad and not dtypes.is_floating(dtype):
             raise self.fail(f"{name} is {dtype} but marked requires_grad; only floating point "
                             "tensors can require gradients")
         array = self.array(name, dtype, tuple(shape))
-        target = self.relocate(str(saved), array)
-        if isinstance(target, Tensor):  # a map_location callable moved it
-            return Tensor._wrap(target.detach().array, requires_grad=requires_grad)
-        if target.type == "cuda":
-            if not cuda_available():
-                raise RuntimeError(
-                    f"load: {self.path} holds a tensor saved on {saved} but CUDA is not "
-                    "available; pass map_location='cpu' to load it on the CPU")
-            try:
-                target = as_device(target)
-            except RuntimeError as err:
-                raise RuntimeError(f"load: {self.path}: {err}; pass map_location='cpu' or "
-                                   "'cuda:0' to choose another device") from None
-            array = move_array(array, target)
-        return Tensor._wrap(array, requires_grad=requires_grad)
+        return _placed(self.path, saved, array, self.relocate, requires_grad)
 
     def npy_header(self, name: str, fh: IO[bytes]) -> tuple:
         """(descr, fortran_order, shape) from a .npy header of version 1 or 2 (the ones
@@ -488,6 +482,8 @@ class _Reader:
                 raise self.fail(f"{name} has an unknown .npy dtype {descr[:80]!r}") from None
             if found_dtype.hasobject:
                 raise self.fail(f"{name} holds an object array; refused (it would need pickle)")
+            if dtype == dtypes.bfloat16 and found_dtype in _BFLOAT16_BITS:
+                found_dtype = dtype  # bfloat16 is stored by its bits, as uint16
             if found_dtype != dtype or tuple(found_shape) != shape:
                 raise self.fail(f"{name} holds {found_dtype} {tuple(found_shape)} but the "
                                 f"structure says {dtype} {shape}")
@@ -509,6 +505,39 @@ class _Reader:
             return np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if fortran else "C")
         except ValueError as err:  # e.g. more dimensions than NumPy supports
             raise self.fail(f"{name}: cannot make an array of shape {shape}: {err}") from None
+
+
+def _placed(path: str, saved: device, array: np.ndarray, relocate: Callable,
+            requires_grad: bool) -> Tensor:
+    """The tensor of host `array`, saved on `saved`, on the device `relocate` chooses."""
+    target = relocate(str(saved), array)
+    if isinstance(target, Tensor):  # a map_location callable moved it
+        return Tensor._wrap(target.detach().array, requires_grad=requires_grad)
+    if target.type == "cuda":
+        if not cuda_available():
+            raise RuntimeError(
+                f"load: {path} holds a tensor saved on {saved} but CUDA is not "
+                "available; pass map_location='cpu' to load it on the CPU")
+        try:
+            target = as_device(target)
+        except RuntimeError as err:
+            raise RuntimeError(f"load: {path}: {err}; pass map_location='cpu' or "
+                               "'cuda:0' to choose another device") from None
+        array = move_array(array, target)
+    return Tensor._wrap(array, requires_grad=requires_grad)
+
+
+def stored_member_problem(info: zipfile.ZipInfo, size: int) -> str | None:
+    """Why a zip member of a `size`-byte file cannot be read as stored bytes (compressed,
+    encrypted, a symbolic link, claiming bytes outside the file), or None. Checkpoints, ours
+    and torch.save's, store their members uncompressed."""
+    if info.compress_type != zipfile.ZIP_STORED or info.file_size > size:
+        return f"is compressed or larger than the file ({info.file_size} bytes)"
+    if info.flag_bits & _UNSUPPORTED_FLAGS or stat.S_ISLNK(info.external_attr >> 16):
+        return "is encrypted, patched or a symbolic link; refused"
+    if not 0 <= info.header_offset < size:
+        return f"starts at offset {info.header_offset}, outside the file ({size} bytes)"
+    return None
 
 
 def _relocator(map_location: Any) -> Callable[[str, np.ndarray], device | Tensor]:

@@ -189,7 +189,7 @@ class Tensor:
                                **self._like_self(dtype, device))
 
     def is_floating_point(self) -> bool:
-        return self.dtype.kind == "f"
+        return dtypes.is_floating(self.dtype)
 
     def is_contiguous(self) -> bool:
         return bool(self.array.flags.c_contiguous)
@@ -236,7 +236,7 @@ class Tensor:
                 raise RuntimeError("you can only change requires_grad flags of leaf variables. "
                                    "Use .detach() to get a tensor that does not require grad")
             return
-        if value and self.dtype.kind != "f":
+        if value and not dtypes.is_floating(self.dtype):
             raise RuntimeError(f"only Tensors of floating point dtype can require gradients "
                                f"(this one is {self.dtype})")
         self._requires_grad = value
@@ -390,6 +390,9 @@ class Tensor:
     def half(self) -> "Tensor":
         return self.to(dtypes.float16)
 
+    def bfloat16(self) -> "Tensor":
+        return self.to(dtypes.bfloat16)
+
     def long(self) -> "Tensor":
         return self.to(dtypes.int64)
 
@@ -512,7 +515,7 @@ class Tensor:
     # -- and device, written as any in-place op is (a history that needed them gets zeros)
     def _fill_random(self, name: str, draw: Callable[[], "Tensor"],
                      floats_only: builtins.bool = True) -> "Tensor":
-        if floats_only and self.dtype.kind != "f":
+        if floats_only and not dtypes.is_floating(self.dtype):
             raise NotImplementedError(f"{name}: not implemented for "
                                       f"{dtypes.torch_name(self.dtype)} tensors (floating point "
                                       "only, as in PyTorch)")
@@ -569,7 +572,7 @@ class Tensor:
             low, high = bounds
         elif bounds:
             low, high = 0, bounds[0]
-        elif self.dtype.kind == "f":
+        elif dtypes.is_floating(self.dtype):
             low, high = 0, 2 ** np.finfo(self.dtype).nmant + 2
         else:
             low, high = 0, (1 if self.dtype.kind == "b" else np.iinfo(self.dtype).max) + 1
@@ -919,6 +922,13 @@ class Tensor:
     def log_softmax(self, dim, dtype=None):
         from .nn.functional import log_softmax
         return log_softmax(self, dim, dtype=dtype)
+    # --- DLPack (interop helper) ---
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        from .utils.dlpack import export  # NOTE: utils loads after this module
+        return export(self, stream, max_version, dl_device, copy)
+    def __dlpack_device__(self):
+        from .utils.dlpack import dlpack_device
+        return dlpack_device(self)
 
 
 from . import creation, ops  # noqa: E402  (they import Tensor, so they load after it)

@@ -230,7 +230,7 @@ def _resized_crops(batch: Any, windows: np.ndarray, size: tuple, xp: Any, device
     as torch's interpolate(mode='bilinear', align_corners=False, antialias=False) does.
     Integer images are interpolated in floating point and rounded back, like torchvision."""
     top, left, height, width = windows.T
-    work = batch.dtype if batch.dtype.kind == "f" else np.dtype(np.float32)
+    work = batch.dtype if dtypes.is_floating(batch.dtype) else np.dtype(np.float32)
     row0, row1, dy = _taps(top, height, size[0])
     col0, col1, dx = _taps(left, width, size[1])
     row0, row1 = (move_array(r[:, None, :, None], device) for r in (row0, row1))

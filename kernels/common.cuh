@@ -1,11 +1,70 @@
 // Helpers shared by gradflow's kernels: 64-bit indexing, grid-stride loops, IEEE infinities
-// without <cmath> (NVRTC has no standard headers), and warp/block sum reductions.
+// without <cmath> (NVRTC has no standard headers), warp/block sum reductions, and the
+// low-precision element types with their float32 accumulation type.
 //
 // Every kernel indexes with `index_t` (64-bit), so tensors past 2**31 elements are safe.
 // Launchers cap the grid and rely on grid-stride loops to cover any size.
+//
+// __half and __nv_bfloat16 come from CUDA's cuda_fp16.h and cuda_bf16.h. NVRTC finds them
+// through the -I CuPy adds for the CUDA runtime headers (the nvidia-cuda-runtime wheel's
+// nvidia/cu13/include, or a toolkit's include/); gradflow.cuda.compiler pre-includes them
+// (NVRTC --pre-include) and drops the two lines below, so the source it hands CuPy includes
+// nothing; nvcc reads them here. The CPU emulator (tests/emulator/cuda_emulator.h) defines
+// both types itself. The toolkit headers guard themselves, so they may stand above the
+// once-only guard of this file.
+#if defined(__CUDACC__)
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#endif
+
 #pragma once
 
 typedef long long index_t;
+
+// The type a kernel computes in for elements of type T: float for the 16-bit types, T
+// itself otherwise. Kernels load elements with to_acc, do all arithmetic in acc_t<T>, and
+// store with from_acc (round to nearest even), so __half and __nv_bfloat16 kernels
+// accumulate in float32 and float/double kernels are exactly what they were.
+template <typename T>
+struct Acc {
+    typedef T type;
+};
+template <>
+struct Acc<__half> {
+    typedef float type;
+};
+template <>
+struct Acc<__nv_bfloat16> {
+    typedef float type;
+};
+template <typename T>
+using acc_t = typename Acc<T>::type;
+
+template <typename T>
+__device__ __forceinline__ acc_t<T> to_acc(T v) {
+    return v;
+}
+template <>
+__device__ __forceinline__ float to_acc<__half>(__half v) {
+    return __half2float(v);
+}
+template <>
+__device__ __forceinline__ float to_acc<__nv_bfloat16>(__nv_bfloat16 v) {
+    return __bfloat162float(v);
+}
+
+template <typename T>
+__device__ __forceinline__ T from_acc(acc_t<T> v) {
+    return v;
+}
+template <>
+__device__ __forceinline__ __half from_acc<__half>(float v) {
+    return __float2half_rn(v);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float v) {
+    return __float2bfloat16_rn(v);
+}
 
 // Visit i = global thread index, stepping by the whole grid, while i < n.
 #define GF_GRID_STRIDE_LOOP(i, n)                                                    \

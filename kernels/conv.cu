@@ -8,13 +8,17 @@
 // (ky, kx) read input row oy*SH - PT + ky*DH and column ox*SW - PL + kx*DW; reads outside
 // the input give `pad_value`.
 // Launch: 1-D grid-stride loops, one thread per output element, 64-bit indices.
+// Types: float, double, __half, __nv_bfloat16; im2col is a copy, col2im sums in acc_t<T>
+// (float32 for the 16-bit types) and rounds once; `pad_value` arrives as acc_t<T>.
 #include "common.cuh"
 
 template <typename T>
 __global__ void im2col(const T* __restrict__ x, T* __restrict__ cols, index_t n, index_t c,
                        index_t h, index_t w, index_t oh, index_t ow, int kh, int kw, int sh,
-                       int sw, int pt, int pl, int dh, int dw, T pad_value, int batch_inner) {
+                       int sw, int pt, int pl, int dh, int dw, acc_t<T> pad_value,
+                       int batch_inner) {
     const index_t total = n * c * kh * kw * oh * ow;
+    const T pad = from_acc<T>(pad_value);
     GF_GRID_STRIDE_LOOP(i, total) {
         index_t rest = i;
         const index_t ox = rest % ow; rest /= ow;
@@ -27,7 +31,7 @@ __global__ void im2col(const T* __restrict__ x, T* __restrict__ cols, index_t n,
         const index_t iy = oy * sh - pt + (index_t)ky * dh;
         const index_t ix = ox * sw - pl + (index_t)kx * dw;
         cols[i] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? x[(plane * h + iy) * w + ix]
-                                                           : pad_value;
+                                                           : pad;
     }
 }
 
@@ -45,7 +49,7 @@ __global__ void col2im(const T* __restrict__ cols, T* __restrict__ x, index_t n,
         const index_t sample = plane / c, channel = plane % c;
         const index_t first = batch_inner ? channel * taps * n + sample : plane * taps;
         const index_t step = batch_inner ? n : 1;
-        T sum = T(0);
+        acc_t<T> sum = 0;
         for (int ky = 0; ky < kh; ++ky) {
             const index_t ty = iy + pt - (index_t)ky * dh;
             if (ty < 0 || ty % sh != 0 || ty / sh >= oh) continue;
@@ -54,10 +58,10 @@ __global__ void col2im(const T* __restrict__ cols, T* __restrict__ x, index_t n,
                 const index_t tx = ix + pl - (index_t)kx * dw;
                 if (tx < 0 || tx % sw != 0 || tx / sw >= ow) continue;
                 const index_t row = first + ((index_t)ky * kw + kx) * step;
-                sum += cols[row * pixels + oy * ow + tx / sw];
+                sum += to_acc(cols[row * pixels + oy * ow + tx / sw]);
             }
         }
-        x[i] = sum;
+        x[i] = from_acc<T>(sum);
     }
 }
 
@@ -73,3 +77,15 @@ template __global__ void col2im<float>(const float*, float*, index_t, index_t, i
 template __global__ void col2im<double>(const double*, double*, index_t, index_t, index_t,
                                         index_t, index_t, index_t, int, int, int, int, int, int,
                                         int, int, int);
+template __global__ void im2col<__half>(const __half*, __half*, index_t, index_t, index_t,
+                                        index_t, index_t, index_t, int, int, int, int, int, int,
+                                        int, int, float, int);
+template __global__ void im2col<__nv_bfloat16>(const __nv_bfloat16*, __nv_bfloat16*, index_t,
+                                               index_t, index_t, index_t, index_t, index_t, int,
+                                               int, int, int, int, int, int, int, float, int);
+template __global__ void col2im<__half>(const __half*, __half*, index_t, index_t, index_t,
+                                        index_t, index_t, index_t, int, int, int, int, int, int,
+                                        int, int, int);
+template __global__ void col2im<__nv_bfloat16>(const __nv_bfloat16*, __nv_bfloat16*, index_t,
+                                               index_t, index_t, index_t, index_t, index_t, int,
+                                               int, int, int, int, int, int, int, int);

@@ -7,6 +7,8 @@
 // Launch: 1-D grid-stride loops, one thread per output element (forward) or per input
 // element (backward). Backward kernels gather over the windows that cover an input pixel,
 // so they need no atomics and are deterministic.
+// Types: float, double, __half, __nv_bfloat16; every comparison and sum is in acc_t<T>
+// (float32 for the 16-bit types), each output rounded once.
 #include "common.cuh"
 
 template <typename T>
@@ -21,7 +23,7 @@ __global__ void maxpool2d_fwd(const T* __restrict__ x, T* __restrict__ y,
         index_t first_y = y0, first_x = x0;
         while (first_y < 0) first_y += dh;
         while (first_x < 0) first_x += dw;
-        T best = Numeric<T>::neg_inf();
+        acc_t<T> best = Numeric<acc_t<T>>::neg_inf();
         index_t best_at = first_y * w + first_x;
         const T* src = x + plane * h * w;
         for (int ky = 0; ky < kh; ++ky) {
@@ -30,14 +32,14 @@ __global__ void maxpool2d_fwd(const T* __restrict__ x, T* __restrict__ y,
             for (int kx = 0; kx < kw; ++kx) {
                 const index_t ix = x0 + (index_t)kx * dw;
                 if (ix < 0 || ix >= w) continue;
-                const T v = src[iy * w + ix];
+                const acc_t<T> v = to_acc(src[iy * w + ix]);
                 if (v > best || v != v) {  // NaN propagates, with its last NaN's index (torch's)
                     best = v;
                     best_at = iy * w + ix;
                 }
             }
         }
-        y[i] = best;
+        y[i] = from_acc<T>(best);
         argmax[i] = best_at;
     }
 }
@@ -50,7 +52,7 @@ __global__ void maxpool2d_bwd(const T* __restrict__ gy, const index_t* __restric
     GF_GRID_STRIDE_LOOP(i, planes * h * w) {
         const index_t ix = i % w, iy = (i / w) % h, plane = i / (w * h);
         const index_t here = iy * w + ix, base = plane * oh * ow;
-        T sum = T(0);
+        acc_t<T> sum = 0;
         for (int ky = 0; ky < kh; ++ky) {
             const index_t ty = iy + ph - (index_t)ky * dh;
             if (ty < 0 || ty % sh != 0 || ty / sh >= oh) continue;
@@ -58,10 +60,10 @@ __global__ void maxpool2d_bwd(const T* __restrict__ gy, const index_t* __restric
                 const index_t tx = ix + pw - (index_t)kx * dw;
                 if (tx < 0 || tx % sw != 0 || tx / sw >= ow) continue;
                 const index_t o = base + (ty / sh) * ow + tx / sw;
-                if (argmax[o] == here) sum += gy[o];
+                if (argmax[o] == here) sum += to_acc(gy[o]);
             }
         }
-        gx[i] = sum;
+        gx[i] = from_acc<T>(sum);
     }
 }
 
@@ -87,11 +89,12 @@ __global__ void avgpool2d_fwd(const T* __restrict__ x, T* __restrict__ y, index_
         const index_t ox = i % ow, oy = (i / ow) % oh, plane = i / (ow * oh);
         const index_t y0 = oy * sh - ph, x0 = ox * sw - pw;
         const T* src = x + plane * h * w;
-        T sum = T(0);
+        acc_t<T> sum = 0;
         for (index_t iy = max(y0, (index_t)0); iy < min(y0 + kh, h); ++iy)
             for (index_t ix = max(x0, (index_t)0); ix < min(x0 + kw, w); ++ix)
-                sum += src[iy * w + ix];
-        y[i] = sum / (T)avg_divisor(oy, ox, h, w, kh, kw, sh, sw, ph, pw, count_pad, divisor);
+                sum += to_acc(src[iy * w + ix]);
+        y[i] = from_acc<T>(sum / (acc_t<T>)avg_divisor(oy, ox, h, w, kh, kw, sh, sw, ph, pw,
+                                                       count_pad, divisor));
     }
 }
 
@@ -107,12 +110,13 @@ __global__ void avgpool2d_bwd(const T* __restrict__ gy, T* __restrict__ gx, inde
         const index_t ox0 = max((index_t)0, (ix + pw - kw + sw) / sw);
         const index_t ox1 = min(ow, (ix + pw) / sw + 1);
         const T* g = gy + plane * oh * ow;
-        T sum = T(0);
+        acc_t<T> sum = 0;
         for (index_t oy = oy0; oy < oy1; ++oy)
             for (index_t ox = ox0; ox < ox1; ++ox)
-                sum += g[oy * ow + ox] / (T)avg_divisor(oy, ox, h, w, kh, kw, sh, sw, ph, pw,
-                                                        count_pad, divisor);
-        gx[i] = sum;
+                sum += to_acc(g[oy * ow + ox]) /
+                       (acc_t<T>)avg_divisor(oy, ox, h, w, kh, kw, sh, sw, ph, pw, count_pad,
+                                             divisor);
+        gx[i] = from_acc<T>(sum);
     }
 }
 
@@ -134,10 +138,10 @@ __global__ void adaptive_avgpool2d_fwd(const T* __restrict__ x, T* __restrict__ 
         const index_t y0 = adaptive_start(oy, h, oh), y1 = adaptive_end(oy, h, oh);
         const index_t x0 = adaptive_start(ox, w, ow), x1 = adaptive_end(ox, w, ow);
         const T* src = x + plane * h * w;
-        T sum = T(0);
+        acc_t<T> sum = 0;
         for (index_t iy = y0; iy < y1; ++iy)
-            for (index_t ix = x0; ix < x1; ++ix) sum += src[iy * w + ix];
-        y[i] = sum / (T)((y1 - y0) * (x1 - x0));
+            for (index_t ix = x0; ix < x1; ++ix) sum += to_acc(src[iy * w + ix]);
+        y[i] = from_acc<T>(sum / (acc_t<T>)((y1 - y0) * (x1 - x0)));
     }
 }
 
@@ -154,17 +158,17 @@ __global__ void adaptive_avgpool2d_bwd(const T* __restrict__ gy, T* __restrict__
         const index_t ox0 = max((index_t)0, ix * ow / w - 1);
         const index_t ox1 = min(ow, (ix + 1) * ow / w + 1);
         const T* g = gy + plane * oh * ow;
-        T sum = T(0);
+        acc_t<T> sum = 0;
         for (index_t oy = oy0; oy < oy1; ++oy) {
             const index_t y0 = adaptive_start(oy, h, oh), y1 = adaptive_end(oy, h, oh);
             if (iy < y0 || iy >= y1) continue;
             for (index_t ox = ox0; ox < ox1; ++ox) {
                 const index_t x0 = adaptive_start(ox, w, ow), x1 = adaptive_end(ox, w, ow);
                 if (ix < x0 || ix >= x1) continue;
-                sum += g[oy * ow + ox] / (T)((y1 - y0) * (x1 - x0));
+                sum += to_acc(g[oy * ow + ox]) / (acc_t<T>)((y1 - y0) * (x1 - x0));
             }
         }
-        gx[i] = sum;
+        gx[i] = from_acc<T>(sum);
     }
 }
 
@@ -200,3 +204,39 @@ template __global__ void adaptive_avgpool2d_bwd<float>(const float*, float*, ind
                                                        index_t, index_t, index_t);
 template __global__ void adaptive_avgpool2d_bwd<double>(const double*, double*, index_t,
                                                         index_t, index_t, index_t, index_t);
+template __global__ void maxpool2d_fwd<__half>(const __half*, __half*, index_t*, index_t, index_t,
+                                               index_t, index_t, index_t, int, int, int, int, int,
+                                               int, int, int);
+template __global__ void maxpool2d_fwd<__nv_bfloat16>(const __nv_bfloat16*, __nv_bfloat16*,
+                                                      index_t*, index_t, index_t, index_t, index_t,
+                                                      index_t, int, int, int, int, int, int, int,
+                                                      int);
+template __global__ void maxpool2d_bwd<__half>(const __half*, const index_t*, __half*, index_t,
+                                               index_t, index_t, index_t, index_t, int, int, int,
+                                               int, int, int, int, int);
+template __global__ void maxpool2d_bwd<__nv_bfloat16>(const __nv_bfloat16*, const index_t*,
+                                                      __nv_bfloat16*, index_t, index_t, index_t,
+                                                      index_t, index_t, int, int, int, int, int,
+                                                      int, int, int);
+template __global__ void avgpool2d_fwd<__half>(const __half*, __half*, index_t, index_t, index_t,
+                                               index_t, index_t, int, int, int, int, int, int, int,
+                                               index_t);
+template __global__ void avgpool2d_fwd<__nv_bfloat16>(const __nv_bfloat16*, __nv_bfloat16*, index_t,
+                                                      index_t, index_t, index_t, index_t, int, int,
+                                                      int, int, int, int, int, index_t);
+template __global__ void avgpool2d_bwd<__half>(const __half*, __half*, index_t, index_t, index_t,
+                                               index_t, index_t, int, int, int, int, int, int, int,
+                                               index_t);
+template __global__ void avgpool2d_bwd<__nv_bfloat16>(const __nv_bfloat16*, __nv_bfloat16*, index_t,
+                                                      index_t, index_t, index_t, index_t, int, int,
+                                                      int, int, int, int, int, index_t);
+template __global__ void adaptive_avgpool2d_fwd<__half>(const __half*, __half*, index_t, index_t,
+                                                        index_t, index_t, index_t);
+template __global__ void adaptive_avgpool2d_fwd<__nv_bfloat16>(const __nv_bfloat16*, __nv_bfloat16*,
+                                                               index_t, index_t, index_t, index_t,
+                                                               index_t);
+template __global__ void adaptive_avgpool2d_bwd<__half>(const __half*, __half*, index_t, index_t,
+                                                        index_t, index_t, index_t);
+template __global__ void adaptive_avgpool2d_bwd<__nv_bfloat16>(const __nv_bfloat16*, __nv_bfloat16*,
+                                                               index_t, index_t, index_t, index_t,
+                                                               index_t);

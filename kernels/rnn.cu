@@ -14,12 +14,14 @@
 //         h = (1 - z)*n + z*h_prev = n + z*(h_prev - n); gh holds b_hh, so r scales b_hn.
 //   RNN:  h = tanh(pre) or relu(pre), pre (N, H) (the twin's `gates`).
 // Launch: one thread per (n, j), a 1-D grid-stride loop over N*H; n = i / H, j = i % H.
+// Types: float, double, __half, __nv_bfloat16; each kernel loads to A = acc_t<T> (float32
+// for the 16-bit types), computes there and rounds each stored value once.
 #include "common.cuh"
 
 // sigmoid(x) = (1 + tanh(x/2)) / 2, as the twin computes it: no overflow for large |x|.
-template <typename T>
-__device__ __forceinline__ T sigmoid(T x) {
-    return tanh(x * T(0.5)) * T(0.5) + T(0.5);
+template <typename A>
+__device__ __forceinline__ A sigmoid(A x) {
+    return tanh(x * A(0.5)) * A(0.5) + A(0.5);
 }
 
 template <typename T>
@@ -28,15 +30,17 @@ __global__ void lstm_cell_fwd(const T* __restrict__ gates, const T* __restrict__
                               index_t n, index_t hidden) {
     GF_GRID_STRIDE_LOOP(e, n * hidden) {
         const index_t j = e % hidden, at = (e / hidden) * 4 * hidden + j;
-        const T i = sigmoid(gates[at]), f = sigmoid(gates[at + hidden]);
-        const T g = tanh(gates[at + 2 * hidden]), o = sigmoid(gates[at + 3 * hidden]);
-        const T cell = f * c_prev[e] + i * g;
-        c[e] = cell;
-        h[e] = o * tanh(cell);
-        act[at] = i;
-        act[at + hidden] = f;
-        act[at + 2 * hidden] = g;
-        act[at + 3 * hidden] = o;
+        typedef acc_t<T> A;
+        const A i = sigmoid(to_acc(gates[at])), f = sigmoid(to_acc(gates[at + hidden]));
+        const A g = tanh(to_acc(gates[at + 2 * hidden]));
+        const A o = sigmoid(to_acc(gates[at + 3 * hidden]));
+        const A cell = f * to_acc(c_prev[e]) + i * g;
+        c[e] = from_acc<T>(cell);
+        h[e] = from_acc<T>(o * tanh(cell));
+        act[at] = from_acc<T>(i);
+        act[at + hidden] = from_acc<T>(f);
+        act[at + 2 * hidden] = from_acc<T>(g);
+        act[at + 3 * hidden] = from_acc<T>(o);
     }
 }
 
@@ -49,15 +53,16 @@ __global__ void lstm_cell_bwd(const T* __restrict__ g_h, const T* __restrict__ g
                               T* __restrict__ g_c_prev, index_t n, index_t hidden) {
     GF_GRID_STRIDE_LOOP(e, n * hidden) {
         const index_t j = e % hidden, at = (e / hidden) * 4 * hidden + j;
-        const T i = act[at], f = act[at + hidden], g = act[at + 2 * hidden];
-        const T o = act[at + 3 * hidden];
-        const T tc = tanh(c[e]), gh = g_h[e];
-        const T dc = g_c[e] + gh * o * (T(1) - tc * tc);
-        g_gates[at] = dc * g * i * (T(1) - i);
-        g_gates[at + hidden] = dc * c_prev[e] * f * (T(1) - f);
-        g_gates[at + 2 * hidden] = dc * i * (T(1) - g * g);
-        g_gates[at + 3 * hidden] = gh * tc * o * (T(1) - o);
-        g_c_prev[e] = dc * f;
+        typedef acc_t<T> A;
+        const A i = to_acc(act[at]), f = to_acc(act[at + hidden]);
+        const A g = to_acc(act[at + 2 * hidden]), o = to_acc(act[at + 3 * hidden]);
+        const A tc = tanh(to_acc(c[e])), gh = to_acc(g_h[e]);
+        const A dc = to_acc(g_c[e]) + gh * o * (A(1) - tc * tc);
+        g_gates[at] = from_acc<T>(dc * g * i * (A(1) - i));
+        g_gates[at + hidden] = from_acc<T>(dc * to_acc(c_prev[e]) * f * (A(1) - f));
+        g_gates[at + 2 * hidden] = from_acc<T>(dc * i * (A(1) - g * g));
+        g_gates[at + 3 * hidden] = from_acc<T>(gh * tc * o * (A(1) - o));
+        g_c_prev[e] = from_acc<T>(dc * f);
     }
 }
 
@@ -67,13 +72,14 @@ __global__ void gru_cell_fwd(const T* __restrict__ gi, const T* __restrict__ gh,
                              T* __restrict__ act, index_t n, index_t hidden) {
     GF_GRID_STRIDE_LOOP(e, n * hidden) {
         const index_t j = e % hidden, at = (e / hidden) * 3 * hidden + j;
-        const T r = sigmoid(gi[at] + gh[at]);
-        const T z = sigmoid(gi[at + hidden] + gh[at + hidden]);
-        const T nn = tanh(gi[at + 2 * hidden] + r * gh[at + 2 * hidden]);
-        h[e] = nn + z * (h_prev[e] - nn);
-        act[at] = r;
-        act[at + hidden] = z;
-        act[at + 2 * hidden] = nn;
+        typedef acc_t<T> A;
+        const A r = sigmoid(to_acc(gi[at]) + to_acc(gh[at]));
+        const A z = sigmoid(to_acc(gi[at + hidden]) + to_acc(gh[at + hidden]));
+        const A nn = tanh(to_acc(gi[at + 2 * hidden]) + r * to_acc(gh[at + 2 * hidden]));
+        h[e] = from_acc<T>(nn + z * (to_acc(h_prev[e]) - nn));
+        act[at] = from_acc<T>(r);
+        act[at + hidden] = from_acc<T>(z);
+        act[at + 2 * hidden] = from_acc<T>(nn);
     }
 }
 
@@ -86,17 +92,19 @@ __global__ void gru_cell_bwd(const T* __restrict__ g_h, const T* __restrict__ ac
                              T* __restrict__ g_h_prev, index_t n, index_t hidden) {
     GF_GRID_STRIDE_LOOP(e, n * hidden) {
         const index_t j = e % hidden, at = (e / hidden) * 3 * hidden + j;
-        const T r = act[at], z = act[at + hidden], nn = act[at + 2 * hidden], g = g_h[e];
-        const T dn = g * (T(1) - z) * (T(1) - nn * nn);
-        const T dz = g * (h_prev[e] - nn) * z * (T(1) - z);
-        const T dr = dn * gh_n[e] * r * (T(1) - r);
-        g_gi[at] = dr;
-        g_gi[at + hidden] = dz;
-        g_gi[at + 2 * hidden] = dn;
-        g_gh[at] = dr;
-        g_gh[at + hidden] = dz;
-        g_gh[at + 2 * hidden] = dn * r;
-        g_h_prev[e] = g * z;
+        typedef acc_t<T> A;
+        const A r = to_acc(act[at]), z = to_acc(act[at + hidden]);
+        const A nn = to_acc(act[at + 2 * hidden]), g = to_acc(g_h[e]);
+        const A dn = g * (A(1) - z) * (A(1) - nn * nn);
+        const A dz = g * (to_acc(h_prev[e]) - nn) * z * (A(1) - z);
+        const A dr = dn * to_acc(gh_n[e]) * r * (A(1) - r);
+        g_gi[at] = from_acc<T>(dr);
+        g_gi[at + hidden] = from_acc<T>(dz);
+        g_gi[at + 2 * hidden] = from_acc<T>(dn);
+        g_gh[at] = from_acc<T>(dr);
+        g_gh[at + hidden] = from_acc<T>(dz);
+        g_gh[at + 2 * hidden] = from_acc<T>(dn * r);
+        g_h_prev[e] = from_acc<T>(g * z);
     }
 }
 
@@ -105,8 +113,8 @@ template <typename T>
 __global__ void rnn_cell_fwd(const T* __restrict__ pre, T* __restrict__ h, index_t size,
                              int relu) {
     GF_GRID_STRIDE_LOOP(e, size) {
-        const T x = pre[e];
-        h[e] = relu ? (x < T(0) ? T(0) : x) : tanh(x);
+        const acc_t<T> x = to_acc(pre[e]);
+        h[e] = from_acc<T>(relu ? (x < 0 ? acc_t<T>(0) : x) : tanh(x));
     }
 }
 
@@ -115,8 +123,9 @@ template <typename T>
 __global__ void rnn_cell_bwd(const T* __restrict__ g_h, const T* __restrict__ h,
                              T* __restrict__ g_pre, index_t size, int relu) {
     GF_GRID_STRIDE_LOOP(e, size) {
-        const T y = h[e];
-        g_pre[e] = relu ? (y > T(0) ? g_h[e] : T(0)) : g_h[e] * (T(1) - y * y);
+        typedef acc_t<T> A;
+        const A y = to_acc(h[e]), g = to_acc(g_h[e]);
+        g_pre[e] = from_acc<T>(relu ? (y > A(0) ? g : A(0)) : g * (A(1) - y * y));
     }
 }
 
@@ -145,3 +154,33 @@ template __global__ void rnn_cell_fwd<double>(const double*, double*, index_t, i
 template __global__ void rnn_cell_bwd<float>(const float*, const float*, float*, index_t, int);
 template __global__ void rnn_cell_bwd<double>(const double*, const double*, double*, index_t,
                                               int);
+template __global__ void lstm_cell_fwd<__half>(const __half*, const __half*, __half*, __half*,
+                                               __half*, index_t, index_t);
+template __global__ void lstm_cell_fwd<__nv_bfloat16>(const __nv_bfloat16*, const __nv_bfloat16*,
+                                                      __nv_bfloat16*, __nv_bfloat16*,
+                                                      __nv_bfloat16*, index_t, index_t);
+template __global__ void lstm_cell_bwd<__half>(const __half*, const __half*, const __half*,
+                                               const __half*, const __half*, __half*, __half*,
+                                               index_t, index_t);
+template __global__ void lstm_cell_bwd<__nv_bfloat16>(const __nv_bfloat16*, const __nv_bfloat16*,
+                                                      const __nv_bfloat16*, const __nv_bfloat16*,
+                                                      const __nv_bfloat16*, __nv_bfloat16*,
+                                                      __nv_bfloat16*, index_t, index_t);
+template __global__ void gru_cell_fwd<__half>(const __half*, const __half*, const __half*, __half*,
+                                              __half*, index_t, index_t);
+template __global__ void gru_cell_fwd<__nv_bfloat16>(const __nv_bfloat16*, const __nv_bfloat16*,
+                                                     const __nv_bfloat16*, __nv_bfloat16*,
+                                                     __nv_bfloat16*, index_t, index_t);
+template __global__ void gru_cell_bwd<__half>(const __half*, const __half*, const __half*,
+                                              const __half*, __half*, __half*, __half*, index_t,
+                                              index_t);
+template __global__ void gru_cell_bwd<__nv_bfloat16>(const __nv_bfloat16*, const __nv_bfloat16*,
+                                                     const __nv_bfloat16*, const __nv_bfloat16*,
+                                                     __nv_bfloat16*, __nv_bfloat16*, __nv_bfloat16*,
+                                                     index_t, index_t);
+template __global__ void rnn_cell_fwd<__half>(const __half*, __half*, index_t, int);
+template __global__ void rnn_cell_fwd<__nv_bfloat16>(const __nv_bfloat16*, __nv_bfloat16*, index_t,
+                                                     int);
+template __global__ void rnn_cell_bwd<__half>(const __half*, const __half*, __half*, index_t, int);
+template __global__ void rnn_cell_bwd<__nv_bfloat16>(const __nv_bfloat16*, const __nv_bfloat16*,
+                                                     __nv_bfloat16*, index_t, int);

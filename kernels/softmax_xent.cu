@@ -9,12 +9,16 @@
 // is loud without a host round-trip.
 // Launch: forward, one warp per row (block of 256 = 8 rows, grid-stride over rows); backward,
 // a 1-D grid-stride loop over R*C.
+// Types: T (float, double, __half, __nv_bfloat16) is the logits' and class weights' type,
+// and that of the per-row loss and weight and of the gradient; the log-sum-exp and all
+// arithmetic are in A = acc_t<T> (float32 for the 16-bit types), as are lse, the weight
+// total and the upstream scale the backward pass reads.
 #include "common.cuh"
 
-template <typename T>
+template <typename T, typename A = acc_t<T>>
 __global__ void softmax_xent_fwd(const T* __restrict__ logits, const index_t* __restrict__ target,
                                  const T* __restrict__ weight, T* __restrict__ loss,
-                                 T* __restrict__ row_weight, T* __restrict__ lse_out,
+                                 T* __restrict__ row_weight, A* __restrict__ lse_out,
                                  index_t rows, index_t classes, index_t ignore_index,
                                  int has_weight, double smoothing) {
     const int lane = threadIdx.x % warpSize;
@@ -22,34 +26,37 @@ __global__ void softmax_xent_fwd(const T* __restrict__ logits, const index_t* __
     for (index_t r = ((index_t)blockIdx.x * blockDim.x + threadIdx.x) / warpSize; r < rows;
          r += warps) {
         const T* z = logits + r * classes;
-        T m = Numeric<T>::neg_inf();
-        for (index_t c = lane; c < classes; c += warpSize) m = (z[c] > m || z[c] != z[c]) ? z[c] : m;
-        m = __shfl_sync(0xffffffffu, warp_max(m), 0);
-        T sum_exp = T(0), w_sum = T(0), w_gap = T(0);  // gap: sum_c w_c * (m - z_c)
+        A m = Numeric<A>::neg_inf();
         for (index_t c = lane; c < classes; c += warpSize) {
-            const T wc = has_weight ? weight[c] : T(1);
-            sum_exp += exp(z[c] - m);
+            const A zc = to_acc(z[c]);
+            m = (zc > m || zc != zc) ? zc : m;
+        }
+        m = __shfl_sync(0xffffffffu, warp_max(m), 0);
+        A sum_exp = A(0), w_sum = A(0), w_gap = A(0);  // gap: sum_c w_c * (m - z_c)
+        for (index_t c = lane; c < classes; c += warpSize) {
+            const A wc = has_weight ? to_acc(weight[c]) : A(1), zc = to_acc(z[c]);
+            sum_exp += exp(zc - m);
             w_sum += wc;
-            w_gap += wc * (m - z[c]);
+            w_gap += wc * (m - zc);
         }
         sum_exp = __shfl_sync(0xffffffffu, warp_sum(sum_exp), 0);
         w_sum = __shfl_sync(0xffffffffu, warp_sum(w_sum), 0);
         w_gap = __shfl_sync(0xffffffffu, warp_sum(w_gap), 0);
         if (lane == 0) {
-            const T log_sum = log(sum_exp), lse = m + log_sum;
+            const A log_sum = log(sum_exp), lse = m + log_sum;
             const index_t t = target[r];
-            T l = T(0), wt = T(0);
+            A l = A(0), wt = A(0);
             if (t != ignore_index) {
                 if (t < 0 || t >= classes) {
-                    l = Numeric<T>::nan();
+                    l = Numeric<A>::nan();
                 } else {
-                    wt = has_weight ? weight[t] : T(1);
-                    l = (T)(1.0 - smoothing) * wt * (lse - z[t]) +
-                        (T)(smoothing / (double)classes) * (w_gap + w_sum * log_sum);
+                    wt = has_weight ? to_acc(weight[t]) : A(1);
+                    l = (A)(1.0 - smoothing) * wt * (lse - to_acc(z[t])) +
+                        (A)(smoothing / (double)classes) * (w_gap + w_sum * log_sum);
                 }
             }
-            loss[r] = l;
-            row_weight[r] = wt;
+            loss[r] = from_acc<T>(l);
+            row_weight[r] = from_acc<T>(wt);
             lse_out[r] = lse;
         }
     }
@@ -57,24 +64,25 @@ __global__ void softmax_xent_fwd(const T* __restrict__ logits, const index_t* __
 
 // d loss_r / d z_rc = (1 - eps) * w_t * (p_c - [c == t]) + eps / C * (W * p_c - w_c), with
 // p = softmax(row) and W = sum_c w_c, times the upstream scale of row r.
-template <typename T>
+template <typename T, typename A = acc_t<T>>
 __global__ void softmax_xent_bwd(const T* __restrict__ logits, const index_t* __restrict__ target,
-                                 const T* __restrict__ weight, const T* __restrict__ lse,
-                                 const T* __restrict__ weight_total, const T* __restrict__ scale,
+                                 const T* __restrict__ weight, const A* __restrict__ lse,
+                                 const A* __restrict__ weight_total, const A* __restrict__ scale,
                                  index_t scale_stride, T* __restrict__ grad, index_t rows,
                                  index_t classes, index_t ignore_index, int has_weight,
                                  double smoothing) {
     GF_GRID_STRIDE_LOOP(i, rows * classes) {
         const index_t r = i / classes, c = i % classes, t = target[r];
         if (t == ignore_index || t < 0 || t >= classes) {
-            grad[i] = T(0);
+            grad[i] = from_acc<T>(A(0));
             continue;
         }
-        const T p = exp(logits[i] - lse[r]);
-        const T wt = has_weight ? weight[t] : T(1), wc = has_weight ? weight[c] : T(1);
-        const T hard = (T)(1.0 - smoothing) * wt * (p - (c == t ? T(1) : T(0)));
-        const T soft = (T)(smoothing / (double)classes) * (weight_total[0] * p - wc);
-        grad[i] = (hard + soft) * scale[r * scale_stride];
+        const A p = exp(to_acc(logits[i]) - lse[r]);
+        const A wt = has_weight ? to_acc(weight[t]) : A(1);
+        const A wc = has_weight ? to_acc(weight[c]) : A(1);
+        const A hard = (A)(1.0 - smoothing) * wt * (p - (c == t ? A(1) : A(0)));
+        const A soft = (A)(smoothing / (double)classes) * (weight_total[0] * p - wc);
+        grad[i] = from_acc<T>((hard + soft) * scale[r * scale_stride]);
     }
 }
 
@@ -92,3 +100,19 @@ template __global__ void softmax_xent_bwd<double>(const double*, const index_t*,
                                                   const double*, const double*, const double*,
                                                   index_t, double*, index_t, index_t, index_t,
                                                   int, double);
+template __global__ void softmax_xent_fwd<__half>(const __half*, const index_t*, const __half*,
+                                                  __half*, __half*, float*, index_t, index_t,
+                                                  index_t, int, double);
+template __global__ void softmax_xent_fwd<__nv_bfloat16>(const __nv_bfloat16*, const index_t*,
+                                                         const __nv_bfloat16*, __nv_bfloat16*,
+                                                         __nv_bfloat16*, float*, index_t,
+                                                         index_t, index_t, int, double);
+template __global__ void softmax_xent_bwd<__half>(const __half*, const index_t*, const __half*,
+                                                  const float*, const float*, const float*,
+                                                  index_t, __half*, index_t, index_t, index_t,
+                                                  int, double);
+template __global__ void softmax_xent_bwd<__nv_bfloat16>(const __nv_bfloat16*, const index_t*,
+                                                         const __nv_bfloat16*, const float*,
+                                                         const float*, const float*, index_t,
+                                                         __nv_bfloat16*, index_t, index_t,
+                                                         index_t, int, double);

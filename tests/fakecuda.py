@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from emulator import cublas
 
-from gradflow import backend
+from gradflow import backend, dtypes
 from gradflow.cuda import blas, compiler, graphs, memory, optim, random
 
 # Whether launches run (the emulator computes) or are only checked and logged: a test of what
@@ -78,23 +78,35 @@ class FakeCublas:
         return b"fake cuBLAS status"
 
     def cublasSgemmStridedBatched(self, *args) -> int:  # noqa: N802
-        return self._gemm(np.float32, *args)
+        return self._gemm(np.float32, np.float32, *args)
 
     def cublasDgemmStridedBatched(self, *args) -> int:  # noqa: N802
-        return self._gemm(np.float64, *args)
+        return self._gemm(np.float64, np.float64, *args)
+
+    def cublasGemmStridedBatchedEx(  # noqa: N802
+            self, handle, op_a, op_b, m, n, k, alpha, a, type_a, lda, stride_a, b, type_b, ldb,
+            stride_b, beta, c, type_c, ldc, stride_c, batch, compute, algo) -> int:
+        """The 16-bit GEMM: CUDA_R_16F (2) or CUDA_R_16BF (14) operands, float32 compute
+        (CUBLAS_COMPUTE_32F, 68) with float32 scales, the tensor-core default algorithm (99)."""
+        dtype = {2: dtypes.float16, 14: dtypes.bfloat16}[type_c]
+        assert type_a == type_b == type_c and (compute, algo) == (68, 99), (type_a, compute)
+        return self._gemm(dtype, np.float32, handle, op_a, op_b, m, n, k, alpha, a, lda,
+                          stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch)
 
     def __getattr__(self, name: str):
+        if "gemm" in name.lower():  # a product the fake cannot compute must not pass silently
+            raise AttributeError(f"the fake cuBLAS has no {name}")
         return lambda *args: 0
 
-    def _gemm(self, dtype, handle, op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb,
-              stride_b, beta, c, ldc, stride_c, batch) -> int:
+    def _gemm(self, dtype, scale_dtype, handle, op_a, op_b, m, n, k, alpha, a, lda, stride_a,
+              b, ldb, stride_b, beta, c, ldc, stride_c, batch) -> int:
         bound = self.streams.get(handle)
         current = fakecupy.get_current_stream().ptr
         if bound != current:
             raise AssertionError(f"cuBLAS GEMM on stream {bound} while the current stream is "
                                  f"{current}: the handle was not bound before the call")
-        scale = [np.frombuffer(ctypes.string_at(p, np.dtype(dtype).itemsize), dtype)[0]
-                 for p in (alpha, beta)]
+        size = np.dtype(scale_dtype).itemsize
+        scale = [np.frombuffer(ctypes.string_at(p, size), scale_dtype)[0] for p in (alpha, beta)]
         assert scale == [1, 0] and ldc == m and stride_c == m * n, (scale, ldc, stride_c)
         operands = [fakecupy.device_view(ptr, dtype) for ptr in (a, b, c)]
         fakecupy.kernel_arguments("cublas.gemm_strided_batched", operands)

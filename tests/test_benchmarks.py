@@ -201,3 +201,18 @@ def test_distributed_benchmark_times_one_and_two_ranks(bench, tmp_path, capsys):
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].split()[:4] == ["net", "ranks", "step", "ms"]
     assert printed[2].split()[:2] == ["mlp", "2"], printed
+
+
+def test_the_charlm_quality_run_trains_both_sides_alike(bench, monkeypatch, capsys):
+    """benchmarks.charlm_step --quality on a small model: both sides start from the same
+    weights and see the same batches, so their validation losses agree closely."""
+    require_torch()
+    charlm = bench("charlm_step")
+    for name, value in {"EMBED": 8, "HIDDEN": 16, "BATCH": 4, "LENGTH": 12}.items():
+        monkeypatch.setattr(charlm, name, value)
+    charlm.main(["--quality", "--steps", "3"])
+    lines = capsys.readouterr().out.splitlines()
+    losses = [float(line.split(":")[1].split()[0]) for line in lines[:2]]
+    assert lines[0].startswith("torch") and lines[1].startswith("gradflow")
+    assert 0 < losses[0] < 5 and math.isclose(losses[0], losses[1], rel_tol=1e-4)
+    assert "target: within 2%" in lines[2]

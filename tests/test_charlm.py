@@ -278,3 +278,57 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(CharRun, "batch", batch)
     assert main(TINY + ["--out", str(out), "--resume"]) == 0
     assert gf.load(out / "last.ckpt")["epoch"] == 2
+
+
+# -- the whole training step under compile_step ---------------------------------------------
+def _char_lstm_step(model, opt, vocab):
+    """The anchor's step: cross-entropy over every position, clipping at 1.0, Adam."""
+    def step(x, y):
+        opt.zero_grad()
+        loss = gf.nn.functional.cross_entropy(model(x).reshape(-1, vocab), y.reshape(-1))
+        loss.backward()
+        gf.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return loss
+    return step
+
+
+def test_a_char_lstm_training_step_is_captured_whole(fake_cuda):
+    """Embedding, a 2-layer LSTM (fused cell kernels, per-step cuBLAS GEMMs), the head, the
+    loss, clipping and Adam: captured in one graph with no host synchronisation, and each
+    replay is one graph launch."""
+    model = models.CharLSTM(vocab=11, embed=8, hidden=16, layers=2).to("cuda")
+    step = gf.compile_step(_char_lstm_step(model, gf.optim.Adam(model.parameters(), lr=2e-3),
+                                           11), warmup=1)
+    rng = np.random.default_rng(0)
+    x, y = (gf.tensor(rng.integers(0, 11, (3, 7)), device="cuda") for _ in range(2))
+    logs = []
+    for _ in range(3):  # warm-up, capture (then its first launch), replay
+        fake_cuda.clear_events()
+        step(x, y)
+        logs.append(list(fake_cuda.event_log))
+    assert [sum(e.kind == "graph_launch" for e in log) for log in logs] == [0, 1, 1]
+    assert [e for e in logs[1] + logs[2] if e.kind == "sync"] == []
+    captured = {e.where for e in logs[1] if e.kind == "launch"}
+    assert {"rnn.lstm_cell_fwd<float>", "rnn.lstm_cell_bwd<float>", "cublas.gemm_strided_batched",
+            "optim.adam_update<float>", "softmax_xent.softmax_xent_fwd<float>"} <= captured
+    assert not any(e.where.startswith(("rnn.", "cublas.")) for e in logs[2] if e.kind == "launch")
+
+
+@pytest.mark.gpu
+def test_a_captured_char_lstm_trains_as_the_eager_one():
+    rng = np.random.default_rng(1)
+    batches = [tuple(gf.tensor(rng.integers(0, 65, (8, 20)), device="cuda") for _ in range(2))
+               for _ in range(6)]
+    runs = []
+    for compiled in (False, True):
+        gf.manual_seed(0)
+        model = models.CharLSTM().to("cuda")
+        step = _char_lstm_step(model, gf.optim.Adam(model.parameters(), lr=2e-3), 65)
+        step = gf.compile_step(step, warmup=1) if compiled else step
+        losses = [float(step(x, y).item()) for x, y in batches]
+        runs.append((losses, [p.detach().cpu().numpy() for p in model.parameters()]))
+    (eager, eager_params), (graph, graph_params) = runs
+    np.testing.assert_allclose(graph, eager, rtol=1e-5, atol=1e-6)
+    for p, q in zip(graph_params, eager_params):
+        np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-6)

@@ -50,9 +50,9 @@ def test_wrong_image_size_names_alexnet32_classifier_and_suggests_the_cause():
         model(gf.randn(2, 3, 64, 64))
 
 
-def test_wrong_image_size_into_lenet_with_a_flatten_module():
-    with pytest.raises(RuntimeError, match=r"^classifier\.1 \(Linear.*input image size likely "
-                                           r"differs.*in_features=1920"):
+def test_wrong_image_size_into_lenet_names_the_form_that_fits():
+    with pytest.raises(ValueError, match=r"^LeNet5: LeNet5\(padding=2\) expects 28x28 images, got "
+                                         r"40x40 .*lenet5_32\(\) takes 32x32"):
         models.lenet5()(gf.randn(1, 1, 40, 40))
 
 

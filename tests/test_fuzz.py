@@ -24,6 +24,7 @@ import pytest
 from helpers import require_torch, to_numpy, torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mutations import MUTATIONS, mutate
 
 import gradflow as gf
 from gradflow import dtypes
@@ -101,33 +102,12 @@ def test_loader_on_random_bytes(tmp_path, data, zip_magic):
     _load_or_refuse(tmp_path, (b"PK\x03\x04" if zip_magic else b"") + data)
 
 
-# (kind, position, byte, length): positions are taken modulo the file size
-MUTATIONS = st.lists(st.tuples(st.sampled_from(["flip", "set", "insert", "delete", "truncate"]),
-                               st.integers(0, 1 << 20), st.integers(0, 255), st.integers(1, 16)),
-                     min_size=1, max_size=4)
-
-
-def _mutate(data: bytes, mutations: list) -> bytes:
-    out = bytearray(data)
-    for kind, position, byte, length in mutations:
-        at = position % max(len(out), 1)
-        if kind == "flip" and out:
-            out[at] ^= 1 << (byte % 8)
-        elif kind == "set" and out:
-            out[at] = byte
-        elif kind == "insert":
-            out[at:at] = bytes([byte]) * length
-        elif kind == "delete":
-            del out[at:at + length]
-        elif kind == "truncate":
-            del out[at:]
-    return bytes(out)
 
 
 @fuzz_settings(600)
 @given(mutations=MUTATIONS)
 def test_loader_on_mutated_checkpoints(tmp_path, mutations):
-    _load_or_refuse(tmp_path, _mutate(_checkpoint()[0], mutations))
+    _load_or_refuse(tmp_path, mutate(_checkpoint()[0], mutations))
 
 
 def _paths(node, prefix=()):
@@ -186,7 +166,7 @@ def test_loader_on_hostile_npy_headers(tmp_path, version, descr, fortran, shape,
     """tensors/0.npy (float32 (3, 4) in structure.json) with arbitrary header fields, and
     header text damaged by a few bytes (unbalanced brackets, stray Python 2 long suffixes)."""
     _, members = _checkpoint()
-    header = _mutate((f"{{'descr': {descr!r}, 'fortran_order': {fortran!r}, 'shape': {shape!r}, "
+    header = mutate((f"{{'descr': {descr!r}, 'fortran_order': {fortran!r}, 'shape': {shape!r}, "
                       f"{extra}}}").encode("latin1", "replace"), damage) + b"\n"
     size = len(header).to_bytes(2 if version == 1 else 4, "little")
     npy = b"\x93NUMPY" + bytes([version, 0]) + size + header + b"\0" * payload

@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CI = ROOT / ".ci"
-STAGES = {"1": "ops", "2": "tests", "3": "bench", "4": "memcheck"}
+STAGES = {"1": "ops", "2": "tests", "3": "bench", "4": "memcheck", "5": "bf16"}
 # What stage 1 must cover (the brief of .ci/gpu-triage); triage_ops.py may add more.
 FAMILIES = {"kernels", "elementwise", "reduction", "indexing", "matmul", "conv2d", "max_pool2d",
             "avg_pool2d", "adaptive_avg_pool2d", "batch_norm", "cross_entropy", "optimizers",

@@ -314,3 +314,9 @@ def test_inplace_on_the_cupy_path(fake_cuda):
         results.append((out.tolist(), a.grad.tolist(), b.grad.tolist()))
     for cpu, cuda in zip(*results):
         np.testing.assert_allclose(cuda, cpu, rtol=1e-12)
+
+
+def test_inplace_writes_into_empty_tensors_as_torch():
+    """An empty tensor's dims have stride 0 in NumPy, yet no elements share memory."""
+    check_op(lambda L, a: (a * 1).fill_(1.5), (0, 3))
+    check_op(lambda L, a: (a * 1).add_(2.0)[:, :0].mul_(3.0), (4, 2))

@@ -291,9 +291,12 @@ def test_lenet_pooling_matches_torch():
     lambda x: pool.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False),
     lambda x: pool.adaptive_avg_pool2d(x, (2, 5)),
 ], ids=["max_overlap", "max_k2", "avg", "adaptive_tiles"])
-def test_array_bodies_run_on_cupy_arrays_the_kernels_do_not_take(fake_cuda, fn):
-    """float16 CuPy arrays take the array-module path (gradflow's kernels are float32 and
-    float64), so the bodies must be CuPy-generic: values and gradients equal the NumPy ones."""
+def test_array_bodies_run_on_cupy_arrays_the_kernels_do_not_take(fake_cuda, fn, monkeypatch):
+    """CuPy arrays the kernels do not take (here: any, the kernels switched off) take the
+    array-module path, so the bodies must be CuPy-generic: values and gradients equal the
+    NumPy ones."""
+    from gradflow.cuda import compiler
+    monkeypatch.setattr(compiler, "uses_kernels", lambda a: False)
     x = distinct(2, 3, 6, 10, dtype=np.float16) / 64
     results = []
     for device in ("cpu", "cuda"):

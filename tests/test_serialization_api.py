@@ -179,13 +179,15 @@ def test_default_load_never_unpickles(tmp_path):
     assert marker.exists()
 
 
-def test_torch_files_are_refused_even_when_trusted(tmp_path):
+def test_torch_state_dicts_load_with_and_without_weights_only(tmp_path):
+    """A torch.save'd state_dict is read by gradflow's own code-free reader either way
+    (tests/test_torch_checkpoint.py covers the format)."""
     torch = require_torch()
     path = tmp_path / "sd.pt"
-    torch.save(OrderedDict(w=torch.zeros(2)), path)
+    torch.save(OrderedDict(w=torch.arange(3.0)), path)
     for weights_only in (None, False):
-        with pytest.raises(CheckpointError, match="looks like a PyTorch checkpoint"):
-            gf.load(path, weights_only=weights_only)
+        got = gf.load(path, weights_only=weights_only)
+        assert list(got) == ["w"] and got["w"].tolist() == [0.0, 1.0, 2.0]
 
 
 def test_unpicklable_object_is_refused_naming_its_path(tmp_path):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import gradflow as gf
+from gradflow import models
 from gradflow.train import INTERRUPTED, data, main
 from gradflow.train.cli import USAGE_ERROR, build_parser
 from gradflow.utils.early_stopping import EarlyStopping
@@ -210,3 +211,46 @@ def test_sanity_check_flags_dead_relus_and_a_bad_initial_loss():
     failed = {name for name, ok, _ in report.checks if not ok}
     assert {"initial loss", "activations 2", "overfit 20 samples"} <= failed, str(report)
     assert not report.passed
+
+
+# -- --weights: a PyTorch or safetensors file's weights to start from ------------------------
+def _lenet_state(seed):
+    gf.manual_seed(seed)
+    return models.lenet5().state_dict()
+
+
+def test_weights_from_a_pytorch_file_start_the_run(tmp_path, capsys):
+    """A state_dict written by torch.save (PyTorch's own LeNet-5 parameters, copied by name)
+    starts the run: after zero training steps the saved model holds exactly those weights."""
+    torch = pytest.importorskip("torch")
+    state = _lenet_state(3)
+    path = tmp_path / "lenet.pth"
+    torch.save({k: torch.tensor(v.numpy()) for k, v in state.items()}, path)
+    out = tmp_path / "run"
+    assert main(["--subset", "100", "--epochs", "1", "--batch-size", "50",
+                 "--weights", str(path), "--max-steps", "1", "--lr", "1e-9",
+                 "--momentum", "0", "--out", str(out)]) == INTERRUPTED
+    capsys.readouterr()
+    saved = gf.load(out / "last.ckpt")["model"]
+    for key, value in state.items():
+        np.testing.assert_allclose(saved[key].numpy(), value.numpy(), atol=1e-6, err_msg=key)
+
+
+def test_weights_from_safetensors_and_the_refusals(tmp_path, capsys):
+    pytest.importorskip("safetensors")
+    from gradflow.safetensors import save_file
+    path = tmp_path / "lenet.safetensors"
+    save_file(_lenet_state(4), path)
+    out = tmp_path / "run"
+    assert main(["--subset", "100", "--epochs", "1", "--batch-size", "50", "--weights",
+                 str(path), "--out", str(out)]) == 0
+    capsys.readouterr()
+    _refused(capsys, ["--model", "mlp", "--weights", str(path), "--out", str(tmp_path / "b")],
+             f"--weights {path}: ", "Unexpected key")
+    _refused(capsys, ["--weights", str(tmp_path / "none.pth"), "--out", str(tmp_path / "c")],
+             "--weights", "no such file")
+    gf.save([1, 2], tmp_path / "list.ckpt")
+    _refused(capsys, ["--weights", str(tmp_path / "list.ckpt"), "--out", str(tmp_path / "d")],
+             "holds no state_dict", "list")
+    _refused(capsys, ["--weights", str(path), "--resume", "--out", str(out)],
+             "--weights starts a new run", "--resume")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import warnings
 
+import ml_dtypes
 import numpy as np
 
 from . import Report, nodriver
@@ -104,7 +105,7 @@ def check(report: Report) -> None:
         with warnings.catch_warnings():  # deprecated in 14 for Stream.from_external
             warnings.simplefilter("ignore", DeprecationWarning)
             stream = cupy.cuda.ExternalStream(STREAM, 0)
-        for dt in (np.float32, np.float64):
+        for dt in (np.float32, np.float64, np.float16, ml_dtypes.bfloat16):
             for label, a, b in _cases(cupy, dt):
                 _captured_matmul(f"matmul[{np.dtype(dt).name}] {label}", blas, stream,
                                  recorder, a, b, report)

@@ -19,7 +19,12 @@ from . import Report
 _PTX_SIZES = {"8": 1, "16": 2, "32": 4, "64": 8}
 _C_SIZES = {"bool": 1, "char": 1, "signed char": 1, "unsigned char": 1, "short": 2,
             "unsigned short": 2, "int": 4, "unsigned int": 4, "long": 8, "unsigned long": 8,
-            "long long": 8, "unsigned long long": 8, "float": 4, "double": 8}
+            "long long": 8, "unsigned long long": 8, "float": 4, "double": 8, "__half": 2,
+            "__nv_bfloat16": 2}
+# `acc_t<T>` parameters (kernels/common.cuh) demangle as `Acc<T>::type`: the float type the
+# kernels compute in, float32 for the 16-bit element types
+_ACC = {"float": "float", "double": "double", "__half": "float", "__nv_bfloat16": "float"}
+_ACC_TYPE = re.compile(r"\bAcc<(\w+)>::type\b")
 _ENTRY = re.compile(r"\.entry\s+(\w+)\s*\(([^)]*)\)")
 _PARAM = re.compile(r"\.param\s+\.([busf])(\d+)\b(?:.*\[(\d+)\])?")
 
@@ -43,7 +48,8 @@ class Kernel:
 
 
 def _kind(ctype: str) -> str:
-    return "floating-point" if ctype in ("float", "double") else "integer"
+    return "floating-point" if ctype in ("float", "double", "__half", "__nv_bfloat16") \
+        else "integer"
 
 
 def _demangle(names: list) -> list:
@@ -66,6 +72,7 @@ def _ptx_params(ptx: str) -> dict:
 
 def _params(family: str, expression: str, lowered: str, demangled: str,
             ptx: list, report: Report) -> tuple | None:
+    demangled = _ACC_TYPE.sub(lambda m: _ACC.get(m.group(1), m.group(0)), demangled)
     ctypes_ = [t.strip() for t in demangled.split(",")] if demangled.strip() else []
     if len(ctypes_) != len(ptx):
         report.fail(f"{family}: {expression} ({lowered}): demangled to {len(ctypes_)} "

@@ -23,8 +23,9 @@ def _packed(arg) -> tuple:
     if arg is None:
         return "pointer", 8, None, "None (a null pointer)"
     if isinstance(arg, cupy.ndarray):
-        return "pointer", 8, (_KINDS.get(arg.dtype.kind, arg.dtype.kind), arg.itemsize), \
-            f"a cupy array of {arg.dtype}"
+        kind = "floating-point" if arg.dtype.name == "bfloat16" else \
+            _KINDS.get(arg.dtype.kind, arg.dtype.kind)  # ml_dtypes' bfloat16 is kind "V"
+        return "pointer", 8, (kind, arg.itemsize), f"a cupy array of {arg.dtype}"
     if isinstance(arg, cupy.cuda.MemoryPointer):
         return "pointer", 8, None, "a MemoryPointer"
     if isinstance(arg, np.ndarray):

@@ -1,7 +1,9 @@
 """The launcher calls check 2 makes: each gradflow/cuda launcher in float32 and float64, with
-the awkward cases (no weights, ignore_index, absent optimizer buffers, padding, ...)."""
+the awkward cases (no weights, ignore_index, absent optimizer buffers, padding, ...), and the
+families with 16-bit kernels in float16 and bfloat16 too."""
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 
@@ -22,6 +24,16 @@ def _conv(dt):
         cols = conv.im2col(_a((2, 3, 7, 6), dt), window, 0.0, batch_inner)
         conv.col2im(cols, (2, 3, 7, 6), window, batch_inner)
     conv.im2col(_a((1, 1, 4, 4), dt), window, float("-inf"), False)  # max pooling's padding
+
+
+def _depthwise(dt):
+    from gradflow.cuda import depthwise
+    from gradflow.ops.conv import Window
+    window = Window(kernel=(3, 2), stride=(2, 1), dilation=(1, 2), padding=(1, 0, 2, 1))
+    x, w = _a((2, 3, 7, 6), dt), _a((6, 1, 3, 2), dt)  # channel multiplier 2
+    y = depthwise.forward(x, w, window)
+    depthwise.grad_input(y, w, x.shape, window)
+    depthwise.grad_weight(x, y, w.shape, window)
 
 
 def _pool(dt):
@@ -60,6 +72,14 @@ def _softmax_xent(dt):
     softmax_xent.forward(_a((0, 4), dt), _cp().zeros(0, np.int64), None, -100, 0.0)
 
 
+def _softmax(dt):
+    from gradflow.cuda import softmax
+    for safe in (False, True):
+        y = softmax.forward(_a((5, 7), dt), safe)
+    softmax.backward(y, _a((5, 7), dt))
+    softmax.forward(_a((0, 7), dt), False)  # no rows: no launch
+
+
 def _optim(dt):
     from gradflow.cuda import optim, step_tables
     p, hp = _a((3, 4), dt), _a((2, 8), np.float64)[1]
@@ -96,5 +116,11 @@ def _rnn(dt):
 
 
 SCENARIOS = [(f"{fn.__name__[1:]}[{np.dtype(dt).name}]", (lambda fn=fn, dt=dt: fn(dt)))
-             for fn in (_conv, _pool, _batchnorm, _softmax_xent, _optim, _random, _rnn)
+             for fn in (_conv, _depthwise, _pool, _batchnorm, _softmax_xent, _softmax, _optim,
+                        _random, _rnn)
              for dt in (np.float32, np.float64)]
+# the families instantiated for __half and __nv_bfloat16 (kernels/README.md), in those too
+SCENARIOS += [(f"{fn.__name__[1:]}[{np.dtype(dt).name}]", (lambda fn=fn, dt=dt: fn(dt)))
+              for fn in (_conv, _pool, _batchnorm, _softmax_xent, _softmax, _optim, _random,
+                         _rnn)
+              for dt in (np.float16, ml_dtypes.bfloat16)]

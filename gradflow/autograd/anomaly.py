@@ -11,6 +11,7 @@ import functools
 import os
 import traceback
 
+from .. import dtypes
 from ..backend import array_module
 from ..compat import add_note
 
@@ -140,7 +141,7 @@ def _forward_trace(node) -> str:
 
 def _non_finite(array) -> str | None:
     """'nan' or 'inf' when a floating array holds one (a device sync for CuPy), else None."""
-    if array.dtype.kind not in "fc":
+    if dtypes.kind(array.dtype) not in "fc":
         return None
     xp = array_module(array)
     if bool(xp.isfinite(array).all()):

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..amp import autocast_mode
 from ..backend import CPU, device, module_for, on_device_of
 from ..cuda import oom
 from ..tensor import Tensor
@@ -25,6 +26,20 @@ from . import anomaly, grad_mode
 from .grad_mode import is_grad_enabled, no_grad
 
 _ANOMALY = anomaly.MODE
+_AUTOCAST = autocast_mode.STATE
+
+
+class _Trace:
+    """gradflow.onnx's switch: while an export records a forward pass, `record` is its
+    tracer's callback, which `Function.apply` hands every op it runs; None otherwise."""
+
+    __slots__ = ("record",)
+
+    def __init__(self) -> None:
+        self.record: Any = None
+
+
+_TRACE = _Trace()
 _GRAD = grad_mode.STATE
 _NO_EDGE = (None, 0)  # an input that gets no gradient
 _NO_HOOKS: MappingProxyType = MappingProxyType({})  # a node's pre-hooks until one is registered
@@ -180,6 +195,8 @@ class Function:
     # -- recording ----------------------------------------------------------------------------
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any):
+        if _AUTOCAST.on:  # autocast casts the inputs of the ops its tables name
+            args = autocast_mode.cast_inputs(cls, args, kwargs)
         ctx = cls()
         # NOTE: one pass over the arguments finds which need a gradient and whether every
         # tensor among them is known to be on the CPU (see Tensor._init). If so, they share a
@@ -226,6 +243,8 @@ class Function:
             _mark_views(ctx, args, kwargs, outs)
         if _ANOMALY.enabled:
             anomaly.record_forward(ctx, outs)
+        if _TRACE.record is not None:
+            _TRACE.record(cls, ctx, args, kwargs, outs)
         if record:
             if NEW_NODES.nodes is not None:
                 NEW_NODES.nodes.append(ctx)
@@ -234,7 +253,7 @@ class Function:
                 edges.append(gradient_edge(a) if need else _NO_EDGE)
             ctx.next_edges = tuple(edges)
             for i, out in enumerate(outs):
-                if out.array.dtype.kind == "f" and id(out) not in ctx._non_differentiable:
+                if out.is_floating_point() and id(out) not in ctx._non_differentiable:
                     out._requires_grad, out.grad_fn, out._output_nr = True, ctx, i
             if not cls._array_forward:
                 ctx._saved = [_resave(s, outs, raw) for s in ctx._saved]

@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .. import dtypes
 from ..backend import CPU, move_array
 from ..tensor import Tensor
 from .engine import run_backward
@@ -26,7 +27,8 @@ def _as_tuple(x) -> tuple:
 
 
 def _outputs(fn: Callable, inputs: tuple) -> list:
-    return [o for o in _as_tuple(fn(*inputs)) if isinstance(o, Tensor) and o.dtype.kind == "f"]
+    return [o for o in _as_tuple(fn(*inputs))
+            if isinstance(o, Tensor) and dtypes.is_floating(o.dtype)]
 
 
 def _snapshot(t: Tensor) -> np.ndarray:

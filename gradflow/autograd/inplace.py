@@ -82,7 +82,10 @@ def maybe_inplace(name: str, values: Callable, input: Tensor, inplace: bool,
 
 
 def check_writable(target: Tensor, name: str) -> None:
-    """Refuse a write into an expanded tensor, where elements share memory (as PyTorch)."""
+    """Refuse a write into an expanded tensor, where elements share memory (as PyTorch); an
+    empty tensor has no elements to share (NumPy gives its dims stride 0)."""
+    if target.array.size == 0:
+        return
     for size, step in zip(target.array.shape, target.array.strides):
         if step == 0 and size > 1:
             raise RuntimeError(

@@ -18,6 +18,15 @@ unless its last two axes are neither layout or its batch axes cannot share one s
 
 `plan` does the layout work on shapes and strides alone; the CPU suite checks every plan
 against NumPy by reading memory exactly as cuBLAS would (tests/test_blas.py).
+
+Precision: float64 runs cublasDgemmStridedBatched; float32 cublasSgemmStridedBatched, on TF32
+tensor cores when the handle's math mode allows it (`gradflow.cuda.precision`: CUPY_TF32,
+`set_float32_matmul_precision`); float16 and bfloat16 run cublasGemmStridedBatchedEx with
+16-bit inputs and output, CUBLAS_COMPUTE_32F (float32 accumulation, float32 alpha and beta)
+and CUBLAS_GEMM_DEFAULT_TENSOR_OP, as torch's half/bfloat16 GEMMs do. The TF32 math mode
+only concerns float32 inputs, so the 16-bit products are the same with or without it; like
+torch's defaults (allow_fp16/bf16_reduced_precision_reduction), cuBLAS may reduce split-K
+partial sums in the output type.
 """
 from __future__ import annotations
 
@@ -27,6 +36,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from ..backend import array_module, cupy_module
@@ -36,6 +46,13 @@ OP_N, OP_T = 0, 1  # cublasOperation_t
 _DEFAULT_MATH, _TF32_MATH = 0, 3  # cublasMath_t
 _handles: dict = {}
 _SCALARS = {np.dtype(t): (np.ones(1, t), np.zeros(1, t)) for t in (np.float32, np.float64)}
+LOW_PRECISION = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
+# cudaDataType_t of the 16-bit inputs and outputs (library_types.h), cublasComputeType_t and
+# cublasGemmAlgo_t (cublas_api.h) of their products
+_CUDA_R_16F, _CUDA_R_16BF = 2, 14
+_DATA_TYPES = {LOW_PRECISION[0]: _CUDA_R_16F, LOW_PRECISION[1]: _CUDA_R_16BF}
+_COMPUTE_32F = 68
+_GEMM_DEFAULT_TENSOR_OP = 99
 
 
 @dataclass(frozen=True)
@@ -62,8 +79,9 @@ class Gemm:
 
 
 def matmul(a: Any, b: Any) -> Any:
-    """a @ b by cuBLAS, for CuPy arrays of one float32/float64 dtype (NumPy's matmul rules,
-    1-D operands included); `gradflow.ops.matmul.matmul_arrays` sends the others elsewhere."""
+    """a @ b by cuBLAS, for CuPy arrays of one float32/float64/float16/bfloat16 dtype
+    (NumPy's matmul rules, 1-D operands included); `gradflow.ops.matmul.matmul_arrays` sends
+    the others elsewhere."""
     xp = array_module(a)
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
@@ -152,6 +170,11 @@ def _batch_stride(x: Any, batch_shape: tuple) -> int | None:
 _HANDLE, _INT, _PTR = ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p
 _GEMM_ARGS = [_HANDLE, _INT, _INT, _INT, _INT, _INT, _PTR, _PTR, _INT, ctypes.c_longlong,
               _PTR, _INT, ctypes.c_longlong, _PTR, _PTR, _INT, ctypes.c_longlong, _INT]
+# cublasGemmStridedBatchedEx: handle, transa, transb, m, n, k, alpha, A, Atype, lda, strideA,
+# B, Btype, ldb, strideB, beta, C, Ctype, ldc, strideC, batchCount, computeType, algo
+_GEMM_EX_ARGS = [_HANDLE, _INT, _INT, _INT, _INT, _INT, _PTR, _PTR, _INT, _INT,
+                 ctypes.c_longlong, _PTR, _INT, _INT, ctypes.c_longlong, _PTR, _PTR, _INT, _INT,
+                 ctypes.c_longlong, _INT, _INT, _INT]
 PROTOTYPES = {
     "cublasCreate_v2": (_INT, [ctypes.POINTER(_HANDLE)]),
     "cublasDestroy_v2": (_INT, [_HANDLE]),
@@ -161,6 +184,7 @@ PROTOTYPES = {
     "cublasSetPointerMode_v2": (_INT, [_HANDLE, _INT]),
     "cublasSgemmStridedBatched": (_INT, _GEMM_ARGS),
     "cublasDgemmStridedBatched": (_INT, _GEMM_ARGS),
+    "cublasGemmStridedBatchedEx": (_INT, _GEMM_EX_ARGS),
     "cublasGetStatusString": (ctypes.c_char_p, [_INT]),
 }
 _GEMMS = {np.dtype(np.float32): "cublasSgemmStridedBatched",
@@ -239,9 +263,20 @@ def _run(gemm: Gemm, out: Any) -> None:
     cp = cupy_module()
     lib, h = library(), handle()
     h.bind(lib, cp.cuda.get_current_stream().ptr)
+    a, b = gemm.a, gemm.b
+    kind = _DATA_TYPES.get(np.dtype(out.dtype))
+    if kind is not None:  # 16-bit in and out, float32 compute and scalars
+        one, zero = _SCALARS[np.dtype(np.float32)]
+        name = "cublasGemmStridedBatchedEx"
+        status = lib.cublasGemmStridedBatchedEx(
+            h.ptr, a.op, b.op, gemm.m, gemm.n, gemm.k, one.ctypes.data, a.array.data.ptr, kind,
+            a.ld, a.batch_stride, b.array.data.ptr, kind, b.ld, b.batch_stride,
+            zero.ctypes.data, out.data.ptr, kind, gemm.m, gemm.m * gemm.n, gemm.batch,
+            _COMPUTE_32F, _GEMM_DEFAULT_TENSOR_OP)
+        _check(lib, name, status)
+        return
     one, zero = _SCALARS[np.dtype(out.dtype)]
     name = _GEMMS[np.dtype(out.dtype)]
-    a, b = gemm.a, gemm.b
     status = getattr(lib, name)(
         h.ptr, a.op, b.op, gemm.m, gemm.n, gemm.k, one.ctypes.data, a.array.data.ptr, a.ld,
         a.batch_stride, b.array.data.ptr, b.ld, b.batch_stride, zero.ctypes.data, out.data.ptr,

@@ -1,5 +1,6 @@
 """Launchers for kernels/conv.cu: im2col and col2im on CuPy arrays, the GPU twins of
-`gradflow.ops.conv.im2col_array` and `col2im_array`."""
+`gradflow.ops.conv.im2col_array` and `col2im_array`, for every kernel dtype (float16 and
+bfloat16 included: col2im sums in float32)."""
 from __future__ import annotations
 
 from typing import Any
@@ -30,8 +31,8 @@ def im2col(x: Any, window: Any, value: float, batch_inner: bool) -> Any:
     rows = c * window.kernel[0] * window.kernel[1]
     cols = xp.empty((rows, n * oh * ow) if batch_inner else (n, rows, oh * ow), x.dtype)
     compiler.launch_loop("conv", "im2col", x.dtype, cols.size,
-                         (x, cols, *_geometry(x.shape, window), x.dtype.type(value),
-                          np.int32(batch_inner)))
+                         (x, cols, *_geometry(x.shape, window),
+                          compiler.acc_dtype(x.dtype).type(value), np.int32(batch_inner)))
     return cols
 
 

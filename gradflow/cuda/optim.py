@@ -6,6 +6,13 @@ in a CUDA graph replays with the current values); the optimizer base in gradflow
 its class's fused update, and so these, when `fusable` holds: the parameter and its state on
 the GPU, contiguous, of one dtype. Their NumPy twins (`sgd_step`, `adam_step`, ...) are the
 reference.
+
+float16 and bfloat16 parameters: the state stays in the parameter's dtype and each update is
+computed in float32 and rounded once per stored value, as torch's fused optimizers treat
+them (no float32 master copy). Mixed precision itself needs none: autocast keeps the
+parameters float32 and casts them per op, as PyTorch's AMP does, so the optimizer steps
+float32 parameters with float32 gradients; 16-bit parameters arise only from a model cast
+whole (`model.bfloat16()`), whose small updates can then round away, as in torch.
 """
 from __future__ import annotations
 

@@ -37,12 +37,14 @@ def _draw(name: str, xp: Any, shape: tuple, dtype: Any, key: tuple, extra: tuple
 
 
 def uniform(xp: Any, shape: tuple, dtype: Any, key: tuple) -> Any:
-    """Samples in [0, 1) of float32 or float64 `dtype`, from generator state key=(seed,
-    offset)."""
+    """Samples in [0, 1) of a kernel dtype (float32, float64, float16, bfloat16), from
+    generator state key=(seed, offset); 16-bit draws are k / 2**11 (float16) or k / 2**8
+    (bfloat16), exact, so never 1."""
     return _draw("uniform", xp, shape, dtype, key, ())
 
 
 def normal(xp: Any, shape: tuple, dtype: Any, key: tuple, mean: float, std: float) -> Any:
-    """Normal samples of float32 or float64 `dtype` with the given mean and std."""
-    scalar = np.dtype(dtype).type
+    """Normal samples of a kernel dtype with the given mean and std (computed in float32
+    for float16 and bfloat16, rounded once)."""
+    scalar = compiler.acc_dtype(dtype).type
     return _draw("normal", xp, shape, dtype, key, (scalar(mean), scalar(std)))

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import dtypes
 from .reduce_op import ReduceOp
 from .work import Work
 
@@ -51,9 +52,9 @@ def mpi_op(MPI: Any, op: ReduceOp, dtype: np.dtype, what: str) -> Any:
         raise ValueError(f"{what}: ReduceOp.{op.name} is not defined on {dtype} tensors")
     if dtype.kind == "c" and op in (ReduceOp.MAX, ReduceOp.MIN):
         raise ValueError(f"{what}: ReduceOp.{op.name} is not defined on complex tensors")
-    if dtype.kind == "f" and op in (ReduceOp.BAND, ReduceOp.BOR, ReduceOp.BXOR):
+    if dtypes.is_floating(dtype) and op in (ReduceOp.BAND, ReduceOp.BOR, ReduceOp.BXOR):
         raise ValueError(f"{what}: ReduceOp.{op.name} is not defined on {dtype} tensors")
-    if op == ReduceOp.AVG and dtype.kind not in "fc":
+    if op == ReduceOp.AVG and dtypes.kind(dtype) not in "fc":
         raise ValueError(f"{what}: ReduceOp.AVG needs a floating-point tensor, got {dtype}")
     return table[op]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import dtypes
 from .reduce_op import ReduceOp
 
 
@@ -28,6 +29,8 @@ def nccl_dtype(nccl: Any, dtype: Any, what: str) -> int:
              "i": nccl.NCCL_INT32, "I": nccl.NCCL_UINT32, "l": nccl.NCCL_INT64,
              "L": nccl.NCCL_UINT64, "q": nccl.NCCL_INT64, "Q": nccl.NCCL_UINT64,
              "e": nccl.NCCL_FLOAT16, "f": nccl.NCCL_FLOAT32, "d": nccl.NCCL_FLOAT64}
+    if dtype == dtypes.bfloat16:  # NOTE: ml_dtypes' char 'E' is no NumPy type code
+        return nccl.NCCL_BFLOAT16
     if dtype.char not in table:
         raise TypeError(f"{what}: backend 'nccl' has no {dtype} type")
     return table[dtype.char]
@@ -43,7 +46,7 @@ def nccl_op(nccl: Any, op: ReduceOp, dtype: Any, what: str) -> int:
                  ReduceOp.MIN: nccl.NCCL_MIN}
     if op not in table:
         raise ValueError(f"{what}: backend 'nccl' has no ReduceOp.{op.name} on {dtype}")
-    if op == ReduceOp.AVG and dtype.kind != "f":
+    if op == ReduceOp.AVG and not dtypes.is_floating(dtype):
         raise ValueError(f"{what}: ReduceOp.AVG needs a floating-point tensor, got {dtype}")
     return table[op]
 

@@ -1,5 +1,6 @@
 """LeNet-5 as LeCun et al. (1998) describe it: scaled-tanh units, trainable subsampling, C3's
-partial connection table; 60,850 trainable parameters."""
+partial connection table; 60,850 trainable parameters. `lenet5_32()` takes the paper's 32x32
+input, unpadded; `lenet5()` pads C1 by 2 so that 28x28 MNIST digits fit."""
 from __future__ import annotations
 
 import numpy as np
@@ -64,11 +65,16 @@ class PartialConv2d(nn.Module):
 
 
 class LeNet5(nn.Module):
-    """C1-S2-C3-S4-C5-F6-output. `padding=2` lets 28x28 MNIST digits stand in for the
-    original 32x32 input (the same as zero-padding the image)."""
+    """C1-S2-C3-S4-C5-F6-output. C5 needs 5x5 maps, so the input is (32 - 2 * padding) pixels
+    square: `padding=0` takes LeCun's 32x32 images, `padding=2` (the default) lets 28x28 MNIST
+    digits stand in for them (the same as zero-padding the image)."""
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, padding: int = 2) -> None:
         super().__init__()
+        if not 0 <= padding <= 13:
+            raise ValueError(f"LeNet5: padding must be in [0, 13], got {padding}")
+        self.padding = padding
+        self.input_size = 32 - 2 * padding
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 6, 5, padding=padding), nn.ScaledTanh(),
             Subsampling(6), nn.ScaledTanh(),
@@ -79,8 +85,20 @@ class LeNet5(nn.Module):
                                         nn.Linear(84, num_classes))
 
     def forward(self, x: Tensor) -> Tensor:
+        size = self.input_size
+        if tuple(x.shape[-2:]) != (size, size):
+            raise ValueError(
+                f"LeNet5(padding={self.padding}) expects {size}x{size} images, got "
+                f"{'x'.join(map(str, x.shape[-2:]))} (input shape {tuple(x.shape)}): lenet5() "
+                "takes 28x28, lenet5_32() takes 32x32")
         return self.classifier(self.features(x))
 
 
 def lenet5(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
-    return LeNet5(num_classes, in_channels)
+    """LeNet-5 for 28x28 images (MNIST digits): C1 pads by 2."""
+    return LeNet5(num_classes, in_channels, padding=2)
+
+
+def lenet5_32(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
+    """LeNet-5 for 32x32 images, unpadded, as LeCun et al. (1998) built it."""
+    return LeNet5(num_classes, in_channels, padding=0)

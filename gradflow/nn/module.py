@@ -288,8 +288,7 @@ class Module:
         return self._convert(lambda t: t.half() if t.is_floating_point() else t)
 
     def bfloat16(self) -> "Module":
-        raise TypeError(f"bfloat16: {self._get_name()} cannot be cast: gradflow has no bfloat16 "
-                        "dtype (NumPy has none); use half() for float16 or float() for float32")
+        return self._convert(lambda t: t.bfloat16() if t.is_floating_point() else t)
 
     def to_empty(self, *, device: Any = None, recurse: bool = True) -> "Module":
         """Parameters and buffers replaced by uninitialised ones of the same shape on
@@ -716,7 +715,7 @@ def addindent(text: str, spaces: int) -> str:
 def _floating(op: str, dtype: Any) -> Any:
     from .. import dtypes
     dt = dtypes.as_dtype(dtype)
-    if dt.kind != "f":
+    if not dtypes.is_floating(dt):
         raise TypeError(f"{op}: nn.Module.to only accepts floating point dtypes, but got "
                         f"desired dtype={dt}")
     return dt

@@ -189,7 +189,10 @@ def _running_affine(input: Tensor, running_mean: Tensor, running_var: Tensor,
     if weight is not None:
         scale = scale * weight
     shift = -(running_mean * scale) if bias is None else bias - running_mean * scale
-    return input * channel_view(scale, input.ndim) + channel_view(shift, input.ndim)
+    out = input * channel_view(scale, input.ndim) + channel_view(shift, input.ndim)
+    # NOTE: a float16/bfloat16 input beside float32 statistics is computed in float32 and
+    # rounded once to its own dtype, as torch's
+    return out if out.dtype == input.dtype else out.to(input.dtype)
 
 
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,

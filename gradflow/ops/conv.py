@@ -5,7 +5,9 @@ in Caffe and Chainer); the 3-D ones are in gradflow.ops.conv3d.
 `col2im_array`, its adjoint, adds columns back into the image. Each is its family's one entry:
 kernel arrays run the kernels of kernels/conv.cu, other arrays the NumPy/CuPy reference beside
 it (`im2col_reference`, `col2im_reference`); the products go through `matmul_arrays`
-(gradflow.ops.matmul), which picks cuBLAS or the array module. Three ops close under
+(gradflow.ops.matmul), which picks cuBLAS or the array module; a depthwise convolution
+(groups == in_channels) of kernel arrays skips the lowering for kernels/depthwise.cu's direct
+kernels (`_depthwise`), whose twin is the grouped path here. Three ops close under
 differentiation: `Conv2d`, its input gradient `Conv2dGradInput` (a transposed convolution)
 and its weight gradient `Conv2dGradWeight`; each one's backward is made of the three, so every
 derivative order works. Each runs over the batch in chunks whose columns fit in the workspace
@@ -21,11 +23,13 @@ import itertools
 import math
 from typing import Any
 
+from .. import dtypes
+from ..amp.autocast_mode import autocast_policy
 from ..argcheck import ntuple
 from ..autograd.function import Op
 from ..autograd.grad_mode import is_grad_enabled
 from ..backend import array_module
-from ..cuda import compiler
+from ..cuda import compiler, depthwise
 from ..cuda import conv as kernels
 from ..tensor import Tensor
 from .adjoint import LinearOp, adjoints
@@ -82,7 +86,8 @@ def col2im_reference(cols: Any, shape: tuple, window: Window, batch_inner: bool 
     (kh, kw), (sh, sw), (dh, dw) = window.kernel, window.stride, window.dilation
     pt, pb, pl, pr = window.padding
     oh, ow = window.out_size(h, w)
-    out = xp.zeros((n, c, h + pt + pb, w + pl + pr), cols.dtype)
+    # NOTE: float16/bfloat16 overlaps add up in float32, rounded once, as torch's
+    out = xp.zeros((n, c, h + pt + pb, w + pl + pr), dtypes.accumulation(cols.dtype))
     if batch_inner:
         taps = cols.reshape(c, kh, kw, n, oh, ow).transpose(3, 0, 1, 2, 4, 5)
     else:
@@ -90,7 +95,7 @@ def col2im_reference(cols: Any, shape: tuple, window: Window, batch_inner: bool 
     for ky, kx in itertools.product(range(kh), range(kw)):
         y, x = ky * dh, kx * dw
         out[:, :, y:y + sh * (oh - 1) + 1:sh, x:x + sw * (ow - 1) + 1:sw] += taps[:, :, ky, kx]
-    return out[:, :, pt:pt + h, pl:pl + w]
+    return out[:, :, pt:pt + h, pl:pl + w].astype(cols.dtype, copy=False)
 
 
 class Im2col(LinearOp):
@@ -144,10 +149,20 @@ def _channels_outer(a, groups: int):
     return a.transpose(1, 0, 2).reshape(groups, o // groups, m * pixels)
 
 
+def _depthwise(a, groups: int, channels: int) -> bool:
+    """Whether kernels/depthwise.cu runs this convolution: a depthwise one (each group one
+    input channel, groups > 1) on kernel arrays of a dtype the file instantiates. Its NumPy
+    twin is the grouped path below."""
+    return (groups > 1 and groups == channels and compiler.uses_kernels(a)
+            and a.dtype in depthwise.DTYPES)
+
+
 def conv2d_array(x, w, window: Window, groups: int, columns=None):
     """(N, C, H, W) x (O, C/g, kh, kw) -> (N, O, oh, ow): per chunk of the batch, one product
     (g, O/g, C/g*kh*kw) @ (g, C/g*kh*kw, m*oh*ow) of the weight with the columns. `columns`
     are the whole batch's, already lowered (see `lowered_once`)."""
+    if _depthwise(x, groups, x.shape[1]):
+        return depthwise.forward(x, w, window)
     xp = array_module(x)
     n, o = x.shape[0], w.shape[0]
     oh, ow = window.out_size(*x.shape[2:])
@@ -183,6 +198,8 @@ def _columns(x, window: Window, columns=None):
 def conv2d_grad_input_array(gy, w, shape: tuple, window: Window, groups: int):
     """The input gradient of conv2d (a transposed convolution): W^T gy, folded by col2im
     (on the CPU without groups, folded in a layout with longer runs: `_grad_input_folded`)."""
+    if _depthwise(gy, groups, shape[1]):
+        return depthwise.grad_input(gy, w, shape, window)
     if groups == 1 and not compiler.uses_kernels(gy):
         return _grad_input_folded(gy, w, shape, window)
     xp = array_module(gy)
@@ -247,6 +264,8 @@ def conv2d_grad_weight_array(x, gy, wshape: tuple, window: Window, groups: int,
     """The weight gradient of conv2d: gy times the columns' transpose; batch and pixels
     together form the contraction, one product per chunk. `columns` are x's, if the forward
     kept them."""
+    if _depthwise(x, groups, x.shape[1]):
+        return depthwise.grad_weight(x, gy, wshape, window)
     xp = array_module(x)
     o = wshape[0]
     gw = xp.zeros((groups, o // groups, math.prod(wshape[1:])), x.dtype)
@@ -404,7 +423,7 @@ def check_conv(op: str, x: Tensor, weight: Tensor, bias: Tensor | None, groups: 
     if x.dtype != weight.dtype:
         raise RuntimeError(f"{op}: input dtype {x.dtype} does not match weight dtype "
                            f"{weight.dtype}")
-    if x.dtype.kind != "f":
+    if not dtypes.is_floating(x.dtype):
         raise RuntimeError(f"{op}: expected a floating-point input, got {x.dtype}")
     if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
         raise RuntimeError(f"{op}: groups must be a positive int, got {groups!r}")
@@ -445,6 +464,7 @@ def _window_2d(kernel: tuple, stride: tuple, dilation: tuple, pads: tuple) -> Wi
 
 
 # -- the functional forms -----------------------------------------------------------------------
+@autocast_policy("conv2d")
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
            padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
     """2-D cross-correlation of an (N, C, H, W) or (C, H, W) input with an
@@ -459,6 +479,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: An
     return from_batch(add_bias(out, bias), batched)
 
 
+@autocast_policy("conv1d")
 def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
            padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
     """1-D cross-correlation of an (N, C, L) or (C, L) input with an (O, C/groups, k) weight
@@ -500,6 +521,7 @@ def _conv_transpose(op: str, input: Tensor, weight: Tensor, bias: Tensor | None,
     return from_batch(add_bias(out, bias), batched)
 
 
+@autocast_policy("conv_transpose1d")
 def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
                      stride: Any = 1, padding: Any = 0, output_padding: Any = 0,
                      groups: int = 1, dilation: Any = 1) -> Tensor:
@@ -509,6 +531,7 @@ def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
                            output_padding, groups, dilation, 1)
 
 
+@autocast_policy("conv_transpose2d")
 def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
                      stride: Any = 1, padding: Any = 0, output_padding: Any = 0,
                      groups: int = 1, dilation: Any = 1) -> Tensor:

@@ -15,6 +15,7 @@ import itertools
 import math
 from typing import Any, NamedTuple
 
+from ..amp.autocast_mode import autocast_policy
 from ..backend import array_module
 from ..tensor import Tensor
 from .adjoint import LinearOp, adjoints
@@ -101,6 +102,7 @@ class Col2vol(LinearOp):
 adjoints(Vol2col, Col2vol)
 
 
+@autocast_policy("conv3d")
 def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
            padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
     """3-D cross-correlation of an (N, C, D, H, W) or (C, D, H, W) input with an
@@ -119,6 +121,7 @@ def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: An
     return from_batch(add_bias(reshape(out, (n, o) + sizes), bias), batched)
 
 
+@autocast_policy("conv_transpose3d")
 def conv_transpose3d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
                      stride: Any = 1, padding: Any = 0, output_padding: Any = 0,
                      groups: int = 1, dilation: Any = 1) -> Tensor:

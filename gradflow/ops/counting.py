@@ -52,7 +52,7 @@ def histc(input: Tensor, bins: int = 100, min: Any = 0, max: Any = 0) -> Tensor:
     """A histogram of input's values (torch.histc): `bins` equal bins over [min, max], or over
     the data's own range when min == max (widened by 1 each way if that is one value too)."""
     _tensor("histc", "input", input)
-    if input.dtype.kind != "f":
+    if not dtypes.is_floating(input.dtype):
         raise NotImplementedError(f"histc: expected a floating-point input, got {input.dtype} "
                                   "(\"histogram_cpu\" not implemented)")
     if bins <= 0:
@@ -79,7 +79,8 @@ class Bincount(Op):
         if weights is None:
             return xp.bincount(x.array, minlength=length).astype(np.int64, copy=False)
         w = weights.array
-        dt = w.dtype if w.dtype.kind == "f" else np.dtype(np.float64)
+        # NOTE: as torch: float32 and float64 weights keep their dtype, all others give float64
+        dt = w.dtype if w.dtype in (dtypes.float32, dtypes.float64) else dtypes.float64
         return xp.bincount(x.array, weights=w.astype(np.float64), minlength=length).astype(
             dt, copy=False)
 
@@ -135,7 +136,7 @@ class SearchSorted(Op):
             batch = math.prod(seq.shape[:-1])
             out = _row_search(xp, seq.reshape(batch, seq.shape[-1]),
                               v.reshape(batch, v.shape[-1]), side).reshape(v.shape)
-        if side == "left" and dt.kind == "f":
+        if side == "left" and dtypes.is_floating(dt):
             # NOTE: torch puts a NaN value after everything, the sequence's NaNs too (NumPy's
             # left search puts it before them)
             out = xp.where(xp.isnan(v), seq.shape[-1], out)
@@ -155,6 +156,8 @@ def _row_search(xp, rows, values, side: str):
         is_seq[:, :n] = 1
     else:
         is_seq[:, values.shape[1]:] = 1
+    if keys.dtype == dtypes.bfloat16:  # NOTE: CuPy 14.2's sorts have no bfloat16
+        keys = keys.astype(dtypes.float32)
     order = xp.argsort(keys, axis=1, kind="stable")
     counts = xp.empty(keys.shape, np.int64)
     counts[xp.arange(r)[:, None], order] = xp.cumsum(xp.take_along_axis(is_seq, order, 1), 1)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import string
 from typing import Any, Sequence
 
+from .. import dtypes
+from ..amp.autocast_mode import autocast_policy
 from ..autograd.function import Op
 from ..tensor import Tensor
 from .matmul import matmul_arrays
@@ -37,6 +39,10 @@ class Einsum(Op):
         if len(arrays) == 2 and all(len(set(s)) == len(s) for s in specs):
             return _pair(arrays[0], specs[0], arrays[1], specs[1], out)
         xp = operands[0]._xp
+        low = arrays[0].dtype
+        if low == dtypes.float16 or low == dtypes.bfloat16:  # NOTE: summed in float32 and
+            arrays = [a.astype(dtypes.float32) for a in arrays]  # rounded once, as torch's
+            return xp.einsum(",".join(specs) + "->" + out, *arrays, optimize=True).astype(low)
         result = xp.einsum(",".join(specs) + "->" + out, *arrays, optimize=True)
         # NOTE: NumPy returns views for pure relabellings ('ij->ji', 'ii->i'); torch's result
         # of an op like this is its own memory (no view tracking here), so copy those.
@@ -201,6 +207,7 @@ def _sublists(args: tuple) -> tuple:
     return ",".join(term(sub) for sub in args[1::2]) + out, args[0::2]
 
 
+@autocast_policy("einsum")
 def einsum(equation: Any, *operands: Any) -> Tensor:
     """Sums the product of the operands over the subscripts the equation leaves out of the
     output (torch.einsum); operands come as arguments or as one list, or interleaved with

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import dtypes
+from ..amp.autocast_mode import autocast_policy
 from ..autograd.function import Op
 from ..backend import array_module, move_array
 from ..creation import zeros_like
@@ -67,7 +68,7 @@ def _is_bool(v: Any) -> bool:
 
 def _float_array(x: Tensor):
     """The array to feed a floating-point function (ints become the default float)."""
-    return x.array if x.dtype.kind == "f" else x.array.astype(dtypes.get_default_dtype())
+    return x.array if dtypes.is_floating(x.dtype) else x.array.astype(dtypes.get_default_dtype())
 
 
 # -- arithmetic -------------------------------------------------------------------------------
@@ -130,7 +131,7 @@ class Div(Op):
     @staticmethod
     def forward(ctx, a, b):
         dt = result_dtype(a, b)
-        if dt.kind != "f":
+        if not dtypes.is_floating(dt):
             dt = dtypes.get_default_dtype()
         xa, xb = operand_arrays("div", a, b, dtype=dt)
         # NOTE: both gradients need the divisor; only the divisor's needs the dividend.
@@ -216,7 +217,11 @@ class Unary(Op):
     def forward(cls, ctx, x, **params):
         if not cls.saves_outputs and ctx.needs_input_grad[0]:
             ctx.save_for_backward(x)
-        return cls.function(x._xp, x.array if cls.keeps_dtype else _float_array(x), **params)
+        a = x.array if cls.keeps_dtype else _float_array(x)
+        if a.dtype == dtypes.bfloat16 or a.dtype == dtypes.float16:
+            # NOTE: in float32, rounded once, as torch's (its "opmath" type for half types)
+            return cls.function(x._xp, a.astype(dtypes.float32), **params).astype(a.dtype)
+        return cls.function(x._xp, a, **params)
 
     @classmethod
     def backward(cls, ctx, g):
@@ -315,12 +320,12 @@ def _erfinv_array(xp, a):
 
 def _integral(function: Callable) -> Callable:
     """A rounding function (floor, ...) that returns integer arrays as they are, as torch."""
-    return lambda xp, a: function(xp, a) if a.dtype.kind == "f" else a.copy()
+    return lambda xp, a: function(xp, a) if dtypes.is_floating(a.dtype) else a.copy()
 
 
 def _sign_array(xp, a):
     # NOTE: torch's sign of NaN is 0 (NumPy's is NaN)
-    return xp.where(xp.isnan(a), 0, xp.sign(a)) if a.dtype.kind == "f" else xp.sign(a)
+    return xp.where(xp.isnan(a), 0, xp.sign(a)) if dtypes.is_floating(a.dtype) else xp.sign(a)
 
 
 def _no_grad(g, *operands):
@@ -479,7 +484,7 @@ class Binary(Op):
         for v in (a, b):
             check_operand(cls.op_name, v)
         dt = result_dtype(a, b)
-        if dt.kind != "f" and not cls.keeps_dtype:
+        if not dtypes.is_floating(dt) and not cls.keeps_dtype:
             dt = dtypes.get_default_dtype()
         xa, xb = operand_arrays(cls.op_name, a, b, dtype=dt)
         if dt.kind in "iu":
@@ -527,7 +532,7 @@ def _xlogy_array(xp, a, b):
 
 
 def _trunc_divide_array(xp, a, b):
-    if getattr(a, "dtype", getattr(b, "dtype", None)).kind == "f":
+    if dtypes.is_floating(getattr(a, "dtype", getattr(b, "dtype", None))):
         return xp.trunc(a / b)
     return (a - xp.fmod(a, b)) // b  # exact for integers, where a - fmod(a, b) is a multiple
 
@@ -590,8 +595,13 @@ def _float64(v: Any) -> Any:
 
 
 def ldexp(input: Tensor, other: Tensor) -> Tensor:
-    """input * 2 ** other (torch.ldexp), differentiable in both, as torch composes it."""
-    return Mul.apply(input, Pow.apply(2.0, other))
+    """input * 2 ** other (torch.ldexp), differentiable in both, as torch composes it; the
+    promoted dtype of the two (the default float for integers), as torch's."""
+    dt = result_dtype(input, other)
+    scale = Pow.apply(2.0, other)
+    if dtypes.is_floating(dt) and scale.dtype != dt:
+        scale = cast(scale, dtype=dt)  # NOTE: 2 ** k is exact in every float dtype's range
+    return Mul.apply(input, scale)
 
 
 def div(a: Any, b: Any, rounding_mode: str | None = None) -> Tensor:
@@ -740,7 +750,7 @@ class Cast(LinearOp):
 
     @staticmethod
     def compute(a, dtype):
-        return a.astype(dtype)
+        return dtypes.astype(a, dtype)
 
 
 class ToDevice(LinearOp):
@@ -840,7 +850,7 @@ def _refuse_kinds(op: str, kinds: str, what: str, *operands: Any) -> None:
     for v in operands:
         check_operand(op, v)
         dt = v.dtype if isinstance(v, Tensor) else result_dtype(v)
-        if dt.kind in kinds:
+        if dtypes.kind(dt) in kinds:
             raise NotImplementedError(f"{op}: expected {what} operands, got {dt}")
 
 
@@ -893,7 +903,7 @@ class Frexp(Op):
 
     @staticmethod
     def forward(ctx, x):
-        if x.dtype.kind != "f":
+        if not dtypes.is_floating(x.dtype):
             raise RuntimeError(f"frexp: torch.frexp() only supports floating-point dtypes, got "
                                f"{x.dtype}")
         mantissa, exponent = x._xp.frexp(x.array)
@@ -942,7 +952,7 @@ class IsClose(NonDifferentiable):
         close = xa == xb
         if equal_nan:
             close = close | (xp.isnan(xa) & xp.isnan(xb))
-        if a.dtype.kind != "f":
+        if not dtypes.is_floating(a.dtype):
             return close
         gap = xp.abs(xa - xb)
         return close | (xp.isfinite(gap) & (gap <= atol + xp.abs(rtol * xb)))
@@ -1039,11 +1049,13 @@ def _addc(op: str, combine: Callable, input: Tensor, tensor1: Tensor, tensor2: T
     return Add.apply(input, product if value == 1 else product * value)
 
 
+@autocast_policy("addcmul")
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Any = 1) -> Tensor:
     """input + value * tensor1 * tensor2 (torch.addcmul)."""
     return _addc("addcmul", Mul.apply, input, tensor1, tensor2, value)
 
 
+@autocast_policy("addcdiv")
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Any = 1) -> Tensor:
     """input + value * tensor1 / tensor2 (torch.addcdiv); integer tensor1 and tensor2 are
     refused, as in torch, which no longer divides them as integers."""

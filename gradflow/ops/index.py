@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import determinism, dtypes
+from ..amp.autocast_mode import autocast_policy
 from ..autograd.function import Op
 from ..backend import array_module, move_array, on_device
 from ..cuda import checks
@@ -143,7 +144,7 @@ def _sequence_array(seq: Any, op: str) -> np.ndarray:
         raise IndexError(f"{op}: cannot make an index of {seq!r}: {err}") from None
     if arr.dtype == np.bool_:
         return arr
-    if arr.size == 0 or arr.dtype.kind in "iuf":
+    if arr.size == 0 or dtypes.kind(arr.dtype) in "iuf":
         return arr.astype(np.int64)
     raise IndexError(f"{op}: an index sequence must hold ints or bools, got {arr.dtype}")
 
@@ -379,6 +380,7 @@ def setitem(x: Tensor, index: Any, value: Any) -> None:
                            ) from None
 
 
+@autocast_policy("index_put")
 def index_put(input: Tensor, indices: Any, values: Any, accumulate: bool = False) -> Tensor:
     """A copy of `input` with `values` written (added, with `accumulate`, duplicates summed) at
     `indices` (torch.index_put, out of place); `indices` is anything x[...] accepts."""
@@ -493,6 +495,7 @@ def scatter(input: Tensor, dim: int, index: Tensor, src: Any = None, *,
     return _scattered("scatter", input, dim, index, value if src is None else src, False)
 
 
+@autocast_policy("scatter_add")
 def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     """A copy of `input` with src's values added at `index` along `dim`, duplicates summed
     (torch.scatter_add)."""
@@ -537,9 +540,9 @@ def _identity(reduce: str, dtype: np.dtype) -> Any:
         return 0
     if reduce == "prod":
         return 1
-    info = np.finfo(dtype) if dtype.kind == "f" else np.iinfo(dtype)
-    low = -np.inf if dtype.kind == "f" else info.min
-    high = np.inf if dtype.kind == "f" else info.max
+    info = np.finfo(dtype) if dtypes.is_floating(dtype) else np.iinfo(dtype)
+    low = -np.inf if dtypes.is_floating(dtype) else info.min
+    high = np.inf if dtypes.is_floating(dtype) else info.max
     return low if reduce == "amax" else high
 
 
@@ -573,7 +576,7 @@ class ScatterReduce(Op):
         count = xp.full(a.shape, int(include_self), a.dtype)
         scatter_add_arrays(count, items, xp.ones(s.shape, a.dtype))
         count[count == 0] = 1
-        return a / count if a.dtype.kind == "f" else a // count
+        return a / count if dtypes.is_floating(a.dtype) else a // count
 
     @staticmethod
     def backward(ctx, g):
@@ -741,13 +744,14 @@ def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *,
     d, idx = _dim_index("index_add", input, dim, index)
     _check_source("index_add", input, d, idx.size, source)
     if alpha != 1:
-        source = mul(source, alpha if input.dtype.kind == "f" else int(alpha))
+        source = mul(source, alpha if dtypes.is_floating(input.dtype) else int(alpha))
     if input.ndim == 0:
         return IndexPut.apply(input, reshape(source, ()), index=Index((Ellipsis,)),
                               accumulate=True)
     return IndexPut.apply(input, source, index=_dim_items(d, idx), accumulate=True)
 
 
+@autocast_policy("index_copy")
 def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
     """A copy of `input` with source's slices written at `index` along `dim`
     (torch.index_copy)."""

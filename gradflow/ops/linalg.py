@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import dtypes
+from ..amp.autocast_mode import autocast_policy
 from ..autograd.function import Op
 from ..tensor import Tensor
 from .elementwise import abs, pow, sign, where
@@ -61,7 +62,7 @@ def _check_input(op: str, A: Any, square: bool = True, missing_kernel: bool = Fa
 
 
 def _check_floating(op: str, x: Tensor) -> None:
-    if x.dtype.kind != "f":
+    if not dtypes.is_floating(x.dtype):
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
                            f"{dtypes.torch_name(x.dtype)}")
 
@@ -69,11 +70,13 @@ def _check_floating(op: str, x: Tensor) -> None:
 def _check_float(op: str, x: Tensor, missing_kernel: bool = False) -> None:
     """Single or double precision only, as torch's LAPACK-backed ops; `missing_kernel` ops
     (eigh, svd) refuse half precision as torch does, with NotImplementedError."""
-    if missing_kernel and x.dtype == dtypes.float16:
-        raise NotImplementedError(f"{op}: not implemented for 'Half'")
+    low = x.dtype == dtypes.float16 or x.dtype == dtypes.bfloat16
+    if missing_kernel and low:
+        raise NotImplementedError(f"{op}: not implemented for '{dtypes.torch_name(x.dtype)}'")
     _check_floating(op, x)
-    if x.dtype == dtypes.float16:
-        raise RuntimeError(f"{op}: Low precision dtypes not supported. Got Half")
+    if low:
+        raise RuntimeError(f"{op}: Low precision dtypes not supported. Got "
+                           f"{dtypes.torch_name(x.dtype)}")
 
 
 def _mT(x: Tensor) -> Tensor:
@@ -180,12 +183,14 @@ class Inv(Op):
         return -matmul(matmul(inv_t, g), inv_t)
 
 
+@autocast_policy("linalg.inv")
 def inv(A: Tensor) -> Tensor:
     """The inverse of each square matrix (torch.linalg.inv)."""
     _check_input("linalg.inv", A)
     return Inv.apply(A)
 
 
+@autocast_policy("inverse")
 def inverse(input: Tensor) -> Tensor:
     """torch.inverse: linalg.inv."""
     return inv(input)
@@ -215,6 +220,7 @@ class Solve(Op):
         return gA, gB if ctx.needs_input_grad[1] else None
 
 
+@autocast_policy("linalg.solve")
 def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
     """X with A X = B (or X A = B when left=False) (torch.linalg.solve); B is a batch of
     vectors when it is 1-D or shaped A.shape[:-1], else of matrices; batches broadcast."""
@@ -369,6 +375,7 @@ class Cholesky(Op):
         return _mT(Solve.apply(_mT(low), _mT(left)))  # (L^-T phi) L^-1
 
 
+@autocast_policy("linalg.cholesky")
 def cholesky(A: Tensor, *, upper: bool = False) -> Tensor:
     """The Cholesky factor L (lower, A = L L^T) of each symmetric positive-definite matrix,
     from its lower triangle; its transpose with upper=True (torch.linalg.cholesky)."""
@@ -452,6 +459,7 @@ def _qr_square_backward(Q: Tensor, R: Tensor, gQ: Tensor | None, gR: Tensor | No
     return _mT(Solve.apply(R, _mT(inner)))
 
 
+@autocast_policy("linalg.qr")
 def qr(A: Tensor, mode: str = "reduced") -> tuple:
     """Q R = A with Q orthonormal and R upper triangular (torch.linalg.qr); mode 'reduced'
     (k = min(m, n) columns), 'complete' (Q square) or 'r' (R only, an empty Q)."""
@@ -497,6 +505,7 @@ class Eigh(Op):
         return matmul(V, matmul(inner, _mT(V)))
 
 
+@autocast_policy("linalg.eigh")
 def eigh(A: Tensor, UPLO: str = "L") -> tuple:
     """Eigenvalues (ascending) and orthonormal eigenvectors of each symmetric matrix, read from
     its lower (UPLO='L') or upper triangle (torch.linalg.eigh)."""
@@ -581,6 +590,7 @@ def _svd_backward(U, S, Vh, gU, gS, gVh, m: int, n: int, k: int) -> Tensor:
     return matmul(matmul(U, inner), Vh)
 
 
+@autocast_policy("linalg.svd")
 def svd(A: Tensor, full_matrices: bool = True) -> tuple:
     """A = U diag(S) Vh with S descending (torch.linalg.svd); full_matrices gives square U and
     Vh, whose extra columns get no gradient (as in torch)."""
@@ -657,6 +667,7 @@ def pinv(A: Tensor, *, atol: Any = None, rtol: Any = None, hermitian: bool = Fal
                       hermitian=bool(hermitian))
 
 
+@autocast_policy("pinverse")
 def pinverse(input: Tensor, rcond: float = 1e-15) -> Tensor:
     """torch.pinverse: linalg.pinv with rtol=rcond."""
     return pinv(input, rtol=rcond)
@@ -725,7 +736,7 @@ def _norm_input(op: str, x: Tensor, dtype: Any) -> Tensor:
     if dtype is None:
         return x
     dt = dtypes.as_dtype(dtype)
-    if dt.kind != "f":
+    if not dtypes.is_floating(dt):
         raise RuntimeError(f"{op}: dtype should be floating point or complex, but got "
                            f"{dtypes.torch_name(dt)}")
     if dt.itemsize < x.dtype.itemsize:
@@ -883,13 +894,14 @@ def matrix_power(A: Tensor, n: int) -> Tensor:
     return clone(result) if result is A else result  # a copy, never A itself, as torch's A^1
 
 
+@autocast_policy("dist")
 def dist(input: Tensor, other: Tensor, p: Any = 2) -> Tensor:
     """The p-norm of input - other, broadcast against each other (torch.dist)."""
     for name, v in (("input", input), ("other", other)):
         if not isinstance(v, Tensor):
             raise TypeError(f"dist: argument '{name}' must be a Tensor, not {type(v).__name__}")
     for v in (input, other):
-        if v.dtype.kind != "f":
+        if not dtypes.is_floating(v.dtype):
             raise RuntimeError(f"dist: norm(): input dtype should be either floating point or "
                                f"complex. Got {dtypes.torch_name(v.dtype)} instead.")
     from .shape import broadcast_shapes

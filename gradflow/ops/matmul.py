@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import dtypes
+from ..amp.autocast_mode import autocast_policy
 from ..autograd.function import Op
 from ..backend import array_module
 from ..cuda import blas, compiler
@@ -21,6 +23,11 @@ def matmul_arrays(a: Any, b: Any) -> Any:
     for kernel arrays (CuPy float32/float64) of one dtype, `xp.matmul` otherwise."""
     if compiler.uses_kernels(a) and a.dtype == b.dtype:
         return blas.matmul(a, b)
+    # NOTE: float16/bfloat16 accumulate in float32 and round once, as torch's CPU matmul
+    # (NumPy's bfloat16 matmul returns float32; CuPy's batched matmul has no bfloat16 path)
+    if a.dtype == b.dtype and (a.dtype == dtypes.bfloat16 or a.dtype == dtypes.float16):
+        wide = dtypes.float32
+        return array_module(a).matmul(a.astype(wide), b.astype(wide)).astype(a.dtype)
     return array_module(a).matmul(a, b)
 
 
@@ -107,6 +114,7 @@ class LinearProduct(Op):
         return (gx, gw) if len(needs) == 2 else (gx, gw, gb)
 
 
+@autocast_policy("matmul")
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product of two tensors (torch.matmul)."""
     _check(a, b)

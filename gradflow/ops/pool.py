@@ -20,6 +20,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from .. import dtypes
 from ..argcheck import ntuple, pair
 from ..autograd.function import Op
 from ..backend import move_array
@@ -181,7 +182,7 @@ def _windows(x: Tensor, window: Window, fill: float, out_size: tuple) -> Tensor:
 def check_float(op: str, x: Tensor) -> None:
     """Refuse integer inputs to average pooling (NotImplementedError, a RuntimeError, as torch
     refuses them to adaptive average pooling)."""
-    if x.dtype.kind != "f":
+    if not dtypes.is_floating(x.dtype):
         raise NotImplementedError(f"{op}: expected a floating-point input, got {x.dtype}")
 
 

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .. import dtypes
 from ..backend import array_module
 
 
@@ -77,7 +78,7 @@ def _out(runs: tuple) -> tuple:
 
 def lowest(dtype: np.dtype):
     """The value that never wins a max (the padding max pooling is defined with)."""
-    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
+    return -np.inf if dtypes.is_floating(dtype) else np.iinfo(dtype).min
 
 
 def maxpool(x: Any, out_size: tuple, kernel: tuple, stride: tuple, padding: tuple,
@@ -104,7 +105,7 @@ def maxpool(x: Any, out_size: tuple, kernel: tuple, stride: tuple, padding: tupl
         v = x[_inp(runs)]
         best, at = y[_out(runs)], tap[_out(runs)]
         wins = v > best
-        if x.dtype.kind == "f":
+        if dtypes.is_floating(x.dtype):
             wins |= xp.isnan(v)
         xp.maximum(best, v, out=best)
         xp.maximum(at, xp.multiply(wins, t, dtype=at.dtype), out=at)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..amp.autocast_mode import autocast_policy
 from ..tensor import Tensor
 from .index import cat, split
 from .matmul import matmul
@@ -35,6 +36,7 @@ def _dims(shape: tuple) -> str:
     return "x".join(str(s) for s in shape)
 
 
+@autocast_policy("mm")
 def mm(input: Tensor, mat2: Tensor) -> Tensor:
     """The product of two matrices (torch.mm): (n, m) @ (m, p)."""
     _tensors("mm", input=input, mat2=mat2)
@@ -49,6 +51,7 @@ def mm(input: Tensor, mat2: Tensor) -> Tensor:
     return matmul(input, mat2)
 
 
+@autocast_policy("bmm")
 def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     """Batched matrix product (torch.bmm): (b, n, m) @ (b, m, p), no broadcasting."""
     _tensors("bmm", input=input, mat2=mat2)
@@ -64,6 +67,7 @@ def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     return matmul(input, mat2)
 
 
+@autocast_policy("mv")
 def mv(input: Tensor, vec: Tensor) -> Tensor:
     """Matrix-vector product (torch.mv): (n, m) @ (m,)."""
     _tensors("mv", input=input, vec=vec)
@@ -89,6 +93,7 @@ def _vectors(op: str, input: Tensor, other: Tensor) -> None:
     _same_dtype(op, input, other, "both vectors")
 
 
+@autocast_policy("dot")
 def dot(input: Tensor, other: Tensor) -> Tensor:
     """The inner product of two 1-D tensors of one size and dtype (torch.dot)."""
     _vectors("dot", input, other)
@@ -151,6 +156,7 @@ def _matrix(op: str, name: str, x: Tensor, ndim: int = 2) -> None:
         raise RuntimeError(f"{op}: {name} must be {what}, got {x.ndim}-D tensor")
 
 
+@autocast_policy("addmm")
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta: Any = 1,
           alpha: Any = 1) -> Tensor:
     """beta * input + alpha * (mat1 @ mat2) (torch.addmm)."""
@@ -173,6 +179,7 @@ def _batches(op: str, batch1: Tensor, batch2: Tensor) -> None:
                            f"be: {want} but got: {list(batch2.shape[:2])}.")
 
 
+@autocast_policy("baddbmm")
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta: Any = 1,
             alpha: Any = 1) -> Tensor:
     """beta * input + alpha * bmm(batch1, batch2) (torch.baddbmm)."""
@@ -180,6 +187,7 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta: Any = 1,
     return _scaled_sum("baddbmm", input, matmul(batch1, batch2), beta, alpha)
 
 
+@autocast_policy("addbmm")
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta: Any = 1,
            alpha: Any = 1) -> Tensor:
     """beta * input + alpha * sum_b batch1[b] @ batch2[b] (torch.addbmm), as one GEMM."""
@@ -191,6 +199,7 @@ def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta: Any = 1,
     return _scaled_sum("addbmm", input, product, beta, alpha)
 
 
+@autocast_policy("addmv")
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
     """beta * input + alpha * (mat @ vec) (torch.addmv)."""
     _matrix("addmv", "mat", mat)
@@ -234,6 +243,7 @@ def _tensordot_dims(a: Tensor, b: Tensor, dims: Any) -> tuple:
             [normalize_dim("tensordot", d, b.ndim) for d in db])
 
 
+@autocast_policy("tensordot")
 def tensordot(a: Tensor, b: Tensor, dims: Any = 2) -> Tensor:
     """Contract dims of `a` with dims of `b` (torch.tensordot): an int n pairs a's last n with
     b's first n; a pair of lists pairs them one by one."""
@@ -281,6 +291,7 @@ def _cross(op: str, input: Tensor, other: Tensor, dim: Any) -> Tensor:
     return cat([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], d)
 
 
+@autocast_policy("cross")
 def cross(input: Tensor, other: Tensor, dim: Any = None) -> Tensor:
     """The cross product along `dim` (torch.cross); without dim, the first dim of size 3 (a
     deprecated default, as in torch)."""
@@ -292,6 +303,7 @@ def linalg_cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:
     return _cross("linalg.cross", input, other, dim)
 
 
+@autocast_policy("trace")
 def trace(input: Tensor) -> Tensor:
     """The sum of a matrix's main diagonal (torch.trace), in the sum's dtype (int64 for
     integers)."""

@@ -62,6 +62,10 @@ class Sum(Op):
         ctx.in_shape, ctx.axes, ctx.keepdim = x.array.shape, axes, keepdim
         if dtype is None and x.array.dtype.kind in "biu":
             dtype = dtypes.int64
+        target = x.array.dtype if dtype is None else np.dtype(dtype)
+        wide = dtypes.accumulation(target)
+        if wide != target:  # NOTE: float16/bfloat16 sum in float32, rounded once, as torch's
+            return _summed(x.array, axes, keepdim, wide).astype(target)
         return _summed(x.array, axes, keepdim, dtype)
 
     @staticmethod
@@ -120,16 +124,16 @@ class Mean(Op):
 
     @staticmethod
     def forward(ctx, x, axes, keepdim):
-        if x.dtype.kind != "f":
+        if not dtypes.is_floating(x.dtype):
             raise RuntimeError(f"mean: could not infer output dtype; input dtype must be "
                                f"floating point, got {x.dtype}")
         ctx.in_shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
         ctx.count = 1
         for a in axes:
             ctx.count *= x.shape[a]
-        # NOTE: as NumPy's mean: float16 sums in float32; an empty mean is 0/0, NaN
+        # NOTE: as torch's: float16 and bfloat16 sum in float32; an empty mean is 0/0, NaN
         a = x.array
-        total = _summed(a, axes, keepdim, dtypes.float32 if a.dtype == dtypes.float16 else None)
+        total = _summed(a, axes, keepdim, dtypes.accumulation(a.dtype))
         return (total / ctx.count).astype(a.dtype, copy=False)
 
     @staticmethod
@@ -295,7 +299,7 @@ def nansum(x: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = No
 def nanmean(x: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
     """mean of the non-NaN elements (torch.nanmean); NaN where there are none."""
     x = with_dtype(x, dtype)
-    if x.dtype.kind != "f":
+    if not dtypes.is_floating(x.dtype):
         raise RuntimeError(f"nanmean: expected a floating point input, got {x.dtype}")
     count = sum(logical_not(isnan(x)), dim, keepdim)
     return nansum(x, dim, keepdim) / count

@@ -66,16 +66,19 @@ class Recurrence(Op):
         # (OpenBLAS, a (32, 256) by (256, 1024) product) than on the transposed view
         w_hh_t = xp.ascontiguousarray(w_hh.array.T)
         proj = None if w_hr is None else w_hr.array.T
+        lstm, gru = mode == "LSTM", mode == "GRU"
         xw = matmul_arrays(xa.reshape(steps * batch, -1), w_ih.array.T)
         if b_ih is not None:
             xw += b_ih.array
-        xw = xw.reshape(steps, batch, -1)
         b_hh_a = None if b_hh is None else b_hh.array
+        if b_hh_a is not None and not gru:  # GRU alone needs h W_hh^T + b_hh by itself
+            xw += b_hh_a
+            b_hh_a = None
+        xw = xw.reshape(steps, batch, -1)
         out_size = h.shape[1]
         y = xp.zeros((steps, batch, out_size), xa.dtype)
         h_prev = xp.empty((steps, batch, out_size), xa.dtype)
         act = xp.zeros((steps, batch, xw.shape[2]), xa.dtype)
-        lstm, gru = mode == "LSTM", mode == "GRU"
         c: Any = c0.array if lstm else None
         c_prev: Any = xp.empty((steps, batch, hidden), xa.dtype) if lstm else None
         c_all: Any = xp.empty((steps, batch, hidden), xa.dtype) if lstm else None
@@ -90,8 +93,10 @@ class Recurrence(Op):
                 rec += b_hh_a
             if lstm:
                 c_prev[t] = c
-                h_new, c_new, a = cells.lstm_cell_forward(xw[t, :b] + rec, c[:b])
-                c_all[t] = c
+                rec += xw[t, :b]
+                h_new, c_new, a = cells.lstm_cell_forward(rec, c[:b])
+                if b < batch:  # the finished sequences keep their state
+                    c_all[t] = c
                 c_all[t, :b] = c_new
                 if proj is not None:
                     h_raw[t, :b] = h_new
@@ -101,7 +106,8 @@ class Recurrence(Op):
                 gh_n[t, :b] = rec[:, 2 * hidden:]
                 h_new, a = cells.gru_cell_forward(xw[t, :b], rec, hb)
             else:
-                a = h_new = cells.rnn_cell_forward(xw[t, :b] + rec, ctx.nonlinearity(mode))
+                rec += xw[t, :b]
+                a = h_new = cells.rnn_cell_forward(rec, ctx.nonlinearity(mode))
             act[t, :b] = a
             y[t, :b] = h_new
             if b == batch:
@@ -150,8 +156,11 @@ class Recurrence(Op):
                 g_gates, g_cb = cells.lstm_cell_backward(gb, g_c[:b], act[t, :b],
                                                          c_prev[t, :b], c_all[t, :b])
                 g_pre[t, :b] = g_gates
-                g_c[:b] = g_cb
-                g_h[:b] = matmul_arrays(g_gates, w_hh_a)
+                if b == batch:
+                    g_c, g_h = g_cb, matmul_arrays(g_gates, w_hh_a)
+                else:
+                    g_c[:b] = g_cb
+                    g_h[:b] = matmul_arrays(g_gates, w_hh_a)
             elif gru:
                 g_gi, g_gh, g_direct = cells.gru_cell_backward(gb, act[t, :b], gh_n[t, :b],
                                                                h_prev[t, :b])

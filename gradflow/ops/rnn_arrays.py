@@ -15,12 +15,14 @@ def _sigmoid_(a: Any) -> Any:
     """sigmoid(a) in place, as 0.5 * (1 + tanh(a / 2)): no overflow for large |a|."""
     xp = array_module(a)
     a *= 0.5
-    a[...] = xp.tanh(a)
+    xp.tanh(a, out=a)
     a *= 0.5
     a += 0.5
     return a
 
 
+# NOTE: these run once per time step on (N, H)-sized slices, where each NumPy call costs about
+# as much as its arithmetic: results are built in place (out=) rather than from temporaries.
 def lstm_cell_forward(gates: Any, c_prev: Any) -> tuple[Any, Any, Any]:
     """One LSTM step from the (N, 4H) gate pre-activations: (h, c, act), act the activated
     gates (sigmoid i, f, o; tanh g) that backward reads."""
@@ -28,12 +30,14 @@ def lstm_cell_forward(gates: Any, c_prev: Any) -> tuple[Any, Any, Any]:
     hidden = gates.shape[1] // 4
     act = gates.copy()
     _sigmoid_(act[:, :2 * hidden])
-    act[:, 2 * hidden:3 * hidden] = xp.tanh(act[:, 2 * hidden:3 * hidden])
+    xp.tanh(act[:, 2 * hidden:3 * hidden], out=act[:, 2 * hidden:3 * hidden])
     _sigmoid_(act[:, 3 * hidden:])
     i, f = act[:, :hidden], act[:, hidden:2 * hidden]
     g, o = act[:, 2 * hidden:3 * hidden], act[:, 3 * hidden:]
-    c = f * c_prev + i * g
-    h = o * xp.tanh(c)
+    c = f * c_prev
+    c += i * g
+    h = xp.tanh(c)
+    h *= o
     return h, c, act
 
 
@@ -45,16 +49,24 @@ def lstm_cell_backward(g_h: Any, g_c: Any, act: Any, c_prev: Any,
     hidden = act.shape[1] // 4
     i, f = act[:, :hidden], act[:, hidden:2 * hidden]
     g, o = act[:, 2 * hidden:3 * hidden], act[:, 3 * hidden:]
-    tc = xp.tanh(c)
-    g_o = g_h * tc
-    g_cell = g_h * o
-    g_cell *= 1 - tc * tc
-    g_cell += g_c
     g_gates = xp.empty_like(act)
-    g_gates[:, :hidden] = g_cell * g * i * (1 - i)
-    g_gates[:, hidden:2 * hidden] = g_cell * c_prev * f * (1 - f)
-    g_gates[:, 2 * hidden:3 * hidden] = g_cell * i * (1 - g * g)
-    g_gates[:, 3 * hidden:] = g_o * o * (1 - o)
+    g_i, g_f = g_gates[:, :hidden], g_gates[:, hidden:2 * hidden]
+    g_g, g_o = g_gates[:, 2 * hidden:3 * hidden], g_gates[:, 3 * hidden:]
+    tc = xp.tanh(c)
+    xp.multiply(g_h, tc, out=g_o)  # the gradient of o, before o's derivative
+    g_cell = g_h * o
+    tc *= tc
+    g_cell -= g_cell * tc  # times 1 - tanh(c)^2
+    g_cell += g_c
+    xp.multiply(g_cell, g, out=g_i)
+    xp.multiply(g_cell, c_prev, out=g_f)
+    xp.multiply(g_cell, i, out=g_g)
+    sig = g_gates[:, :2 * hidden]  # i and f: times sigmoid' = s (1 - s)
+    sig *= act[:, :2 * hidden]
+    sig -= sig * act[:, :2 * hidden]
+    g_g -= g_g * g * g  # times tanh' = 1 - g^2
+    g_o *= o
+    g_o -= g_o * o
     return g_gates, g_cell * f
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import dtypes
+from ..amp.autocast_mode import autocast_policy
 from ..argcheck import pair
 from ..backend import move_array
 from ..tensor import Tensor
@@ -201,7 +203,7 @@ def interpolate(input: Tensor, size: Any = None, scale_factor: Any = None,
     if mode == "area":
         pool = {3: adaptive_avg_pool1d, 4: adaptive_avg_pool2d, 5: adaptive_avg_pool3d}
         return pool[input.ndim](input, sizes)
-    if mode != "nearest" and mode != "nearest-exact" and input.dtype.kind != "f":
+    if mode != "nearest" and mode != "nearest-exact" and not dtypes.is_floating(input.dtype):
         raise NotImplementedError(f"interpolate: {mode} mode needs a floating-point input, "
                                   f"got {input.dtype}")
     out = input
@@ -394,7 +396,7 @@ def _check_grid(input: Any, grid: Any, mode: str, padding_mode: str) -> None:
         raise RuntimeError(f"grid_sample: expected grid and input to have same batch size, but "
                            f"got input with sizes {list(input.shape)} and grid with sizes "
                            f"{list(grid.shape)}")
-    if input.dtype != grid.dtype or input.dtype.kind != "f":
+    if input.dtype != grid.dtype or not dtypes.is_floating(input.dtype):
         raise RuntimeError(f"grid_sample: expected input and grid of one floating-point dtype, "
                            f"but got input {input.dtype} and grid {grid.dtype}")
     if 0 in input.shape[1:]:
@@ -405,6 +407,7 @@ def _check_grid(input: Any, grid: Any, mode: str, padding_mode: str) -> None:
                            f"input with sizes {list(input.shape)}")
 
 
+@autocast_policy("grid_sample")
 def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear",
                 padding_mode: str = "zeros", align_corners: bool | None = None) -> Tensor:
     """Sample (N, C, H, W) planes (or (N, C, D, H, W) volumes) at the grid's points, given as
@@ -482,7 +485,7 @@ def affine_grid(theta: Tensor, size: Any, align_corners: bool | None = None) -> 
     align_corners = _align_corners("affine_grid", align_corners)
     if not isinstance(theta, Tensor):
         raise TypeError(f"affine_grid: theta must be a Tensor, got {type(theta).__name__}")
-    if theta.dtype.kind != "f":
+    if not dtypes.is_floating(theta.dtype):
         raise ValueError(f"affine_grid: expected theta to have floating point type, but got "
                          f"{theta.dtype}")
     size = tuple(size)

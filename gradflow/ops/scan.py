@@ -35,6 +35,9 @@ class CumSum(LinearOp):
 
     @staticmethod
     def compute(a, dim):
+        wide = dtypes.accumulation(a.dtype)
+        if wide != a.dtype:  # NOTE: float16/bfloat16 accumulate in float32, as torch's
+            return a.cumsum(axis=dim, dtype=wide).astype(a.dtype)
         return a.cumsum(axis=dim, dtype=_int64_if_integral(a))
 
 
@@ -46,6 +49,9 @@ class ReverseCumSum(LinearOp):
     @staticmethod
     def compute(a, dim):
         xp = array_module(a)
+        wide = dtypes.accumulation(a.dtype)
+        if wide != a.dtype:  # NOTE: float16/bfloat16 accumulate in float32, as torch's
+            return xp.flip(xp.flip(a, dim).cumsum(axis=dim, dtype=wide), dim).astype(a.dtype)
         return xp.flip(xp.flip(a, dim).cumsum(axis=dim), dim)
 
 

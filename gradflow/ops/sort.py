@@ -27,6 +27,8 @@ from .util import normalize_dim, numpy_names
 def _stable_argsort(xp, a, dim: int, descending: bool):
     """The indices that sort `a` along `dim`, equal values in their original order and NaN
     as the largest (NumPy's and CuPy's stable sorts put it last)."""
+    if a.dtype == dtypes.bfloat16:  # NOTE: CuPy 14.2's sorts have no bfloat16; float32
+        a = a.astype(dtypes.float32)  # holds every value, so the order is the same
     if not descending:
         return xp.argsort(a, axis=dim, kind="stable")
     # NOTE: descending is the ascending order of the reversed slice, read backwards: equal
@@ -136,7 +138,7 @@ def _median_positions(xp, a, dim: int, skip_nan: bool):
     depends on the length), else at the first NaN where the slice has one (NaN propagates),
     as in PyTorch."""
     n = a.shape[dim]
-    if a.dtype.kind == "f":
+    if dtypes.is_floating(a.dtype):
         nans = xp.isnan(a).sum(axis=dim, keepdims=True)
     else:
         nans = xp.zeros([1 if i == dim else s for i, s in enumerate(a.shape)], dtypes.int64)
@@ -160,7 +162,7 @@ class MedianOfAll(Op):
         if a.size == 0:
             return xp.full((), math.nan, a.dtype)
         positions = _median_positions(xp, a, 0, cls.skip_nan)
-        return xp.sort(a)[positions].reshape(())
+        return a[_stable_argsort(xp, a, 0, False)[positions]].reshape(())
 
     @staticmethod
     def backward(ctx, g):
@@ -211,7 +213,7 @@ def nanmedian(input: Tensor, dim: Any = None, keepdim: bool = False):
 
 def _same(xp, a, b):
     """a == b elementwise, NaN equal to NaN (so the NaNs of a slice are one value)."""
-    if a.dtype.kind != "f":
+    if not dtypes.is_floating(a.dtype):
         return a == b
     return (a == b) | (xp.isnan(a) & xp.isnan(b))
 
@@ -278,6 +280,10 @@ class Unique(Op):
     @staticmethod
     def forward(ctx, x, dim):
         xp, a = x._xp, x.array
+        if a.dtype == dtypes.bfloat16:  # NOTE: CuPy 14.2's sorts have no bfloat16; float32
+            values, inverse, counts = Unique.forward(  # holds its values exactly
+                ctx, Tensor._wrap(a.astype(dtypes.float32)), dim)
+            return values.astype(a.dtype), inverse, counts
         if dim is None:
             values, inverse, counts = xp.unique(a.reshape(-1), return_inverse=True,
                                                 return_counts=True, equal_nan=False)

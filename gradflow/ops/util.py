@@ -87,7 +87,7 @@ def _settled_dtype(operands: tuple) -> np.dtype | None:
             numbers = True
         else:
             return None
-    return None if dt is None or (numbers and dt.kind != "f") else dt
+    return None if dt is None or (numbers and not dtypes.is_floating(dt)) else dt
 
 
 def operand_arrays(op: str, *operands: Any, dtype: np.dtype | None = None) -> list:
@@ -101,12 +101,12 @@ def operand_arrays(op: str, *operands: Any, dtype: np.dtype | None = None) -> li
         for v in operands:
             check_operand(op, v)
         dt = result_dtype(*operands) if dtype is None else dtype
-    kind = dt.kind
+    kind = dtypes.kind(dt)
     out = []
     for v in operands:
         if isinstance(v, Tensor):
             a = v.array
-            out.append(a if a.dtype == dt else a.astype(dt))
+            out.append(a if a.dtype == dt else dtypes.astype(a, dt))
         elif kind == "f":
             out.append(float(v))
         elif kind == "b":

@@ -24,7 +24,7 @@ from typing import Callable, Literal
 import numpy as np
 from tqdm import tqdm
 
-from .. import cuda, models, nn, optim
+from .. import amp, cuda, models, nn, optim
 from ..autograd.grad_mode import no_grad
 from ..creation import tensor
 from ..random import get_rng_state, manual_seed, set_rng_state
@@ -35,6 +35,7 @@ from ..utils.data.distributed import DistributedSampler
 from ..utils.early_stopping import EarlyStopping
 from ..utils.metrics import correct_topk
 from . import data, parallel, report
+from .weights import load_weights
 
 INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C or --max-steps, after saving
 USAGE_ERROR = 2  # argparse's exit code for a bad command line
@@ -43,7 +44,7 @@ PROG = "python -m gradflow.train"
 OUTPUTS = ("last.ckpt", "best.ckpt", "metrics.csv", "curves.png")  # what a run writes to --out
 # Options that change neither the schedule nor the data, so a resumed run may change them.
 MAY_CHANGE_ON_RESUME = {"resume", "out", "device", "data_dir", "max_steps", "exist_ok",
-                        "threads", "tensorboard"}
+                        "threads", "tensorboard", "weights"}
 EVAL_FLOOR = 1000  # --subset N evaluates on max(N, EVAL_FLOOR) images of each split
 AGREE_EVERY = 20  # under a launcher the ranks agree on a Ctrl-C every this many steps
 
@@ -59,17 +60,21 @@ def _rgb_model(name: str) -> Callable[[int, int], nn.Module]:
 
 
 # name: (builder taking the number of classes and input channels, input shape (C, H, W),
-# "28x28" for the data's channels at 28x28, or None (with no builder: the MLP) to keep the data's
-# own shape)
+# "28x28" or "32x32" for the data's channels at that size, or None (with no builder: the MLP) to
+# keep the data's own shape). GoogLeNet trains without its auxiliary classifiers, whose extra
+# outputs the loss here does not take.
 MODELS: dict[str, tuple[Callable[[int, int], nn.Module] | None,
-                        tuple[int, int, int] | Literal["28x28"] | None]] = {
+                        tuple[int, int, int] | Literal["28x28", "32x32"] | None]] = {
     "lenet5": (lambda k, c: models.lenet5(k, in_channels=c), "28x28"),
+    "lenet5_32": (lambda k, c: models.lenet5_32(k, in_channels=c), "32x32"),
     "mlp": (None, None),
+    "googlenet": (lambda k, c: models.googlenet(k, aux_logits=False), SIZE_224),
     **{name: (_rgb_model(name), SIZE_224)
-       for name in ("alexnet", "vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "resnet18")},
+       for name in ("alexnet", "vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "resnet18",
+                    "resnet50", "resnet101", "resnet152", "densenet121", "mobilenet_v2")},
     **{name: (_rgb_model(name), SIZE_32)
        for name in ("alexnet32", "vgg11_32", "vgg11_bn32", "vgg16_32", "vgg16_bn32",
-                    "resnet18_32")},
+                    "resnet18_32", "resnet50_32", "resnet101_32", "resnet152_32")},
 }
 
 
@@ -127,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue from a checkpoint (OUT/last.ckpt when none is named), with "
                         "the options it was made with; only --out, --device, --data-dir and "
                         "--max-steps may change (default: off)")
+    p.add_argument("--weights", metavar="FILE",
+                   help="start from these weights: a PyTorch state_dict (torch.save, read "
+                        "without running code), a .safetensors file or a gradflow checkpoint; "
+                        "every name and shape must match the model (default: its init)")
     p.add_argument("--subset", type=int, metavar="N",
                    help="train on N training images only (a fixed sample), and validate and "
                         f"test on at most max(N, {EVAL_FLOOR}) images each (default: all)")
@@ -137,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="BLAS/OpenMP threads on the CPU (gf.set_num_threads); more than one "
                         "can collapse on a shared machine (default: OPENBLAS_NUM_THREADS or "
                         "OMP_NUM_THREADS when set, else %(default)s)")
+    p.add_argument("--amp", choices=["bf16", "fp16", "none"], default="none",
+                   help="mixed precision: forward and loss under gf.autocast in bfloat16, or "
+                        "in float16 with a GradScaler (default: %(default)s, float32)")
     p.add_argument("--tensorboard", metavar="DIR",
                    help="also write TensorBoard event files to DIR: per epoch the train and "
                         "validation loss and accuracy, the learning rate and a histogram of "
@@ -156,6 +168,9 @@ def _check_args(args: argparse.Namespace) -> None:
         if getattr(args, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must be non-negative, not "
                              f"{getattr(args, name)}")
+    if args.weights is not None and args.resume:
+        raise UsageError("--weights starts a new run from a file's weights; --resume continues "
+                         "a run: give one of them")
     if args.data_dir is not None and args.dataset == "bundled":
         raise UsageError("--data-dir needs --dataset mnist or cifar10 (the bundled digits "
                          "read no folder)")
@@ -208,7 +223,7 @@ def build_model(name: str, classes: int, shape: tuple) -> tuple:
         model = nn.Sequential(nn.Flatten(), nn.Linear(features, 512), nn.ReLU(),
                               nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, classes))
         return model, tuple(shape)
-    want = (shape[0], 28, 28) if size == "28x28" else size
+    want = (shape[0], int(size[:2]), int(size[:2])) if isinstance(size, str) else size
     return builder(classes, want[0]), want
 
 
@@ -285,6 +300,8 @@ class Run:
         self.classes = int(max(self.train.labels.max(), self.val.labels.max())) + 1
         self.model, self.shape = build_model(args.model, self.classes,
                                              self.train.images.shape[1:])
+        if args.weights is not None:
+            load_weights(self.model, args.weights)
         self.model.to(self.device)
         if group.rank > 0:  # the other ranks augment and drop out differently from rank 0
             manual_seed(_rank_seed(args.seed, group.rank, 0, 0))
@@ -297,6 +314,7 @@ class Run:
         self.opt = make_optimizer(args, self.model.parameters())
         self.sched, self.sched_per_step = make_scheduler(args, self.opt, self.steps_per_epoch)
         self.stopper = EarlyStopping(args.patience) if args.patience else None
+        self.scaler = amp.GradScaler(self.device, enabled=args.amp == "fp16")
         self.out = Path(args.out)
         self.epoch, self.step = 0, 0
         self.history: list[dict] = []  # one row of metrics per epoch
@@ -335,6 +353,7 @@ class Run:
         return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                 "scheduler": None if self.sched is None else self.sched.state_dict(),
                 "early_stopping": None if self.stopper is None else self.stopper.state_dict(),
+                "scaler": self.scaler.state_dict(),
                 "epoch": self.epoch, "step": self.step, "history": self.history,
                 "best_val_loss": self.best_val_loss, "rng": get_rng_state(),
                 "cuda_rng": cuda.get_rng_state_all(),
@@ -399,6 +418,8 @@ class Run:
             self.sched.load_state_dict(ckpt["scheduler"])
         if self.stopper is not None and ckpt["early_stopping"] is not None:
             self.stopper.load_state_dict(ckpt["early_stopping"])
+        if ckpt.get("scaler"):  # absent in checkpoints before --amp, empty without fp16
+            self.scaler.load_state_dict(ckpt["scaler"])
         self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], ckpt["history"]
         self.best_val_loss, self.partial = ckpt["best_val_loss"], ckpt["partial"]
         self.epoch_lr = ckpt["epoch_lr"]
@@ -422,6 +443,11 @@ class Run:
         self.sched = optim.lr_scheduler.CosineAnnealingLR(self.opt, total, last_epoch=done - 1)
 
     # -- training -----------------------------------------------------------------------------
+    def autocast(self) -> amp.autocast:
+        """The region forward passes run in: --amp's dtype, or a disabled one."""
+        dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(self.args.amp)
+        return amp.autocast(self.device.split(":")[0], dtype=dtype, enabled=dtype is not None)
+
     def train_epoch(self, stop: StopRequest) -> dict | None:
         """One epoch from self.step on; None if a stop was requested before its end."""
         self.model.train()
@@ -435,10 +461,12 @@ class Run:
         while self.step < self.steps_per_epoch:
             x, y = self.batch(self.train, order[self.step * bs:(self.step + 1) * bs], True)
             self.opt.zero_grad()
-            logits = self.net(x)
-            loss = nn.functional.cross_entropy(logits, y)
-            loss.backward()
-            self.opt.step()
+            with self.autocast():
+                logits = self.net(x)
+                loss = nn.functional.cross_entropy(logits, y)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
             if self.sched_per_step:
                 self.sched.step()
             self.step += 1
@@ -508,8 +536,9 @@ class Run:
         with no_grad():
             for lo in range(0, len(mine), 1000):
                 x, y = self.batch(split, mine[lo:lo + 1000], False)
-                logits = self.model(x)
-                parts = [nn.functional.cross_entropy(logits, y, reduction="sum")]
+                with self.autocast():
+                    logits = self.model(x)
+                    parts = [nn.functional.cross_entropy(logits, y, reduction="sum")]
                 parts += correct_topk(logits, y, topk)
                 totals = [t + p.item() for t, p in zip(totals, parts)]
         totals = self.group.sum(totals, self.device)

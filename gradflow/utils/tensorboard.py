@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import dtypes
+
 try:
     from tensorboard.compat.proto.event_pb2 import Event, SessionLog
     from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary, SummaryMetadata
@@ -38,7 +40,7 @@ def _numpy(value: Any, what: str) -> np.ndarray:
     if isinstance(value, Tensor):
         return value.detach().cpu().numpy()
     array = np.asarray(value)
-    if array.dtype == object or array.dtype.kind in "USV":
+    if array.dtype == object or dtypes.kind(array.dtype) in "USV":
         raise TypeError(f"SummaryWriter.{what}: expected a tensor, array or number, got "
                         f"{type(value).__name__}")
     return array
@@ -168,7 +170,7 @@ def _hparams(hparam_dict: dict, metric_dict: dict, domains: dict | None) -> tupl
         else:
             # NOTE: bools too are numbers (1.0, 0.0), as torch writes them
             number = _numpy(value, "add_hparams").reshape(-1)
-            if number.size != 1 or number.dtype.kind not in "biuf":
+            if number.size != 1 or dtypes.kind(number.dtype) not in "biuf":
                 raise ValueError(f"SummaryWriter.add_hparams: hparam_dict[{key!r}] must be a "
                                  f"bool, str, number or one-element tensor, got {value!r}")
             start.hparams[key].number_value = float(number[0])

@@ -8,6 +8,9 @@ where CuPy takes device arrays. Each launch also checks what a GPU would not:
   float64 array for a `float*`, is an error here, and silent garbage on a GPU);
 - arrays are C-contiguous (a kernel sees only the data pointer);
 - nothing is written into guard zones around each array (out-of-bounds writes).
+The header also defines CUDA's `__half` and `__nv_bfloat16` (round-to-nearest-even
+conversions), so the low-precision instantiations run here too, on float16 and ml_dtypes
+bfloat16 NumPy arrays.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from gradflow.cuda.compiler import name_expressions
+from gradflow.dtypes import is_floating
 from gradflow.kernels_path import kernel_dir
 
 HEADER = Path(__file__).with_name("cuda_emulator.h")
@@ -164,7 +168,8 @@ class EmulatedKernel:
         if not isinstance(arg, np.generic):
             raise TypeError(f"{where} is a {type(arg).__name__}; pass a NumPy scalar so its C "
                             "type is explicit")
-        want = "floating-point" if isinstance(arg, np.floating) else "integer"
+        # NOTE: ml_dtypes' bfloat16 scalars are no np.floating; is_floating knows them
+        want = "floating-point" if is_floating(arg.dtype) else "integer"
         if kind != want or arg.itemsize != size:
             raise TypeError(f"{where} is {arg.dtype}, but the kernel takes a {kind} of "
                             f"{size} bytes")

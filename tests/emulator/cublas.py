@@ -32,8 +32,14 @@ def read(operand: blas.Operand, rows: int, cols: int, batch: int) -> np.ndarray:
 
 
 def gemm_strided_batched(gemm: blas.Gemm, out: np.ndarray) -> None:
-    """Column-major C = op(A) op(B) with ldc = m and batch stride m * n (blas._run's call)."""
-    c = read(gemm.a, gemm.m, gemm.k, gemm.batch) @ read(gemm.b, gemm.k, gemm.n, gemm.batch)
+    """Column-major C = op(A) op(B) with ldc = m and batch stride m * n (blas._run's call).
+    float16 and bfloat16 operands multiply in float32 and the result is rounded once, as
+    cublasGemmStridedBatchedEx with CUBLAS_COMPUTE_32F does (up to summation order)."""
+    a, b = read(gemm.a, gemm.m, gemm.k, gemm.batch), read(gemm.b, gemm.k, gemm.n, gemm.batch)
+    if out.dtype in blas.LOW_PRECISION:
+        c = (a.astype(np.float32) @ b.astype(np.float32)).astype(out.dtype)
+    else:
+        c = a @ b
     assert out.flags.c_contiguous and out.size == gemm.batch * gemm.m * gemm.n
     flat = out.reshape(-1)
     for i in range(gemm.batch):

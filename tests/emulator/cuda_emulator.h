@@ -48,6 +48,76 @@ using std::tanh;
 inline dim3 threadIdx, blockIdx, blockDim, gridDim;
 constexpr int warpSize = 32;
 
+// CUDA's 16-bit float types (cuda_fp16.h, cuda_bf16.h), as far as gradflow's kernels use them:
+// storage, copies and the float conversions, rounding to nearest even as __float2half_rn and
+// __float2bfloat16_rn do (NaN stays NaN, overflow goes to infinity). No arithmetic operators:
+// the kernels compute in float (acc_t) and convert at loads and stores, so a kernel that
+// computed in 16 bits would fail to build here.
+struct __half {
+    uint16_t bits;
+};
+struct __nv_bfloat16 {
+    uint16_t bits;
+};
+
+namespace emu {
+inline uint32_t float_bits(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    return u;
+}
+inline float bits_float(uint32_t u) {
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    return f;
+}
+}  // namespace emu
+
+inline float __half2float(__half h) {
+    const uint32_t sign = (uint32_t)(h.bits & 0x8000u) << 16;
+    const uint32_t exponent = (h.bits >> 10) & 0x1fu, mantissa = h.bits & 0x3ffu;
+    if (exponent == 0x1f)  // infinity or NaN
+        return emu::bits_float(sign | 0x7f800000u | (mantissa << 13));
+    if (exponent == 0) {  // zero or subnormal: mantissa * 2**-24, exact in float
+        const float magnitude = (float)mantissa * 5.9604644775390625e-08f;
+        return sign ? -magnitude : magnitude;
+    }
+    return emu::bits_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+}
+
+inline __half __float2half_rn(float f) {
+    const uint32_t u = emu::float_bits(f);
+    const uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    const uint32_t magnitude = u & 0x7fffffffu;
+    if (magnitude > 0x7f800000u) return __half{(uint16_t)(sign | 0x7e00u)};  // NaN
+    if (magnitude >= 0x477ff000u) return __half{(uint16_t)(sign | 0x7c00u)};  // rounds to inf
+    if (magnitude < 0x38800000u) {  // below 2**-14: a subnormal half (or zero)
+        // round |f| / 2**-24 to the nearest integer, ties to even
+        const float scaled = emu::bits_float(magnitude) * 16777216.0f;  // exact: power of 2
+        const float floor_part = std::floor(scaled);
+        const float rest = scaled - floor_part;
+        uint32_t q = (uint32_t)floor_part;
+        if (rest > 0.5f || (rest == 0.5f && (q & 1u))) ++q;
+        return __half{(uint16_t)(sign | q)};  // q == 0x400 is the smallest normal: correct
+    }
+    // normal: drop 13 mantissa bits with round to nearest even; a carry bumps the exponent
+    const uint32_t rebased = magnitude - (112u << 23);
+    const uint32_t rounded = rebased + 0xfffu + ((rebased >> 13) & 1u);
+    return __half{(uint16_t)(sign | (rounded >> 13))};
+}
+
+inline float __bfloat162float(__nv_bfloat16 b) { return emu::bits_float((uint32_t)b.bits << 16); }
+
+inline __nv_bfloat16 __float2bfloat16_rn(float f) {
+    const uint32_t u = emu::float_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u)  // NaN: keep it quiet and signed
+        return __nv_bfloat16{(uint16_t)((u >> 16) | 0x0040u)};
+    return __nv_bfloat16{(uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16)};
+}
+
+inline __half __float2half(float f) { return __float2half_rn(f); }
+inline __nv_bfloat16 __float2bfloat16(float f) { return __float2bfloat16_rn(f); }
+
 namespace emu {
 
 enum State { READY, AT_BLOCK_BARRIER, AT_WARP_BARRIER, DONE };
@@ -192,7 +262,8 @@ void describe_one(int* kind, int* size) {
         *kind = 0;
         *size = static_cast<int>(sizeof(std::remove_pointer_t<Q>));
     } else {
-        *kind = std::is_floating_point_v<Q> ? 2 : 1;
+        constexpr bool sixteen = std::is_same_v<Q, __half> || std::is_same_v<Q, __nv_bfloat16>;
+        *kind = std::is_floating_point_v<Q> || sixteen ? 2 : 1;
         *size = static_cast<int>(sizeof(Q));
     }
 }

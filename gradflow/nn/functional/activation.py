@@ -8,11 +8,13 @@ import warnings
 from typing import Any
 
 from ... import argcheck
+from ...amp.autocast_mode import autocast_policy
 from ...autograd.inplace import maybe_inplace
 from ...creation import rand
 from ...ops import elementwise
 from ...ops.elementwise import erf, exp, log1p, minimum, sigmoid, tanh, where
-from ...ops.reduce import amax, with_dtype
+from ...ops.reduce import with_dtype
+from ...ops.softmax import softmax as softmax_op
 from ...ops.softmax_xent import log_softmax as _log_softmax
 from ...ops.util import normalize_dim
 from ...tensor import Tensor
@@ -98,6 +100,7 @@ def _softplus(input: Tensor, beta: float, threshold: float) -> Tensor:
     return where(linear, input, soft if beta == 1 else soft / beta)
 
 
+@autocast_policy("softplus")
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (as torch)."""
     argcheck.real("softplus", "beta", beta)
@@ -205,6 +208,7 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
     return a * sigmoid(b)
 
 
+@autocast_policy("prelu")
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """x where x > 0, else weight * x, with one weight or one per channel (dim 1)."""
     for name, t in (("input", input), ("weight", weight)):
@@ -294,11 +298,10 @@ def softmax_dim(op: str, dim: int | None, ndim: int) -> int:
 
 
 def _softmax(input: Tensor, dim: int) -> Tensor:
-    shifted = input - amax(input.detach(), dim, keepdim=True)
-    e = exp(shifted)
-    return e / e.sum(dim, keepdim=True)
+    return softmax_op(input, dim)
 
 
+@autocast_policy("softmax")
 def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
             dtype: Any = None) -> Tensor:
     """exp(x) / sum(exp(x)) along dim, after the max is taken out; with `dtype`, the input is
@@ -307,6 +310,7 @@ def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
     return _softmax(with_dtype(input, dtype), dim)
 
 
+@autocast_policy("log_softmax")
 def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
                 dtype: Any = None) -> Tensor:
     """x - logsumexp(x) along dim; with `dtype`, the input is cast to it first."""
@@ -314,6 +318,7 @@ def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
     return _log_softmax(with_dtype(input, dtype), dim)
 
 
+@autocast_policy("softmin")
 def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
             dtype: Any = None) -> Tensor:
     """softmax(-x) along dim."""

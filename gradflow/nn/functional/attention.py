@@ -16,17 +16,17 @@ import numpy as np
 
 from ... import argcheck
 from ... import random as _random
+from ...amp.autocast_mode import autocast_policy
 from ...autograd.engine import run_backward
 from ...autograd.function import Function
 from ...autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
 from ...autograd.reference import reference_backward
 from ...creation import ones, tensor
-from ...ops.elementwise import exp, isfinite, where
 from ...ops.index import cat, masked_fill, split
 from ...ops.layout import repeat_interleave, tril
 from ...ops.matmul import matmul
-from ...ops.reduce import amax
 from ...ops.shape import broadcast_shapes
+from ...ops.softmax import softmax as softmax_op
 from ...tensor import Tensor
 from .layers import dropout
 
@@ -132,17 +132,14 @@ def _attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: Tensor
             else scores + mask
     if causal is not None:
         scores = masked_fill(scores, ~causal, -math.inf)
-    # NOTE: a row masked out entirely has max -inf; it is shifted by 0 instead and its zero
-    # sum replaced by 1, so it gives zeros (torch's safe softmax), not NaN.
-    top = amax(scores.detach(), -1, keepdim=True)
-    e = exp(scores - where(isfinite(top), top, 0.0))
-    total = e.sum(-1, keepdim=True)
-    weights = e / where(total == 0, 1.0, total)
+    # NOTE: a row masked out entirely gives zeros (torch's safe softmax), not NaN
+    weights = softmax_op(scores, scores.ndim - 1, safe=True)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, training=True)
     return matmul(weights, v)
 
 
+@autocast_policy("scaled_dot_product_attention")
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                                  attn_mask: Tensor | None = None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale: float | None = None,

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ... import argcheck, dtypes
+from ...amp.autocast_mode import autocast_policy
 from ...ops.linalg import vector_norm
 from ...ops.matmul import matmul
 from ...ops.shape import broadcast_tensors
@@ -48,6 +49,7 @@ def _broadcast_pair(op: str, x1: Tensor, x2: Tensor) -> tuple:
     return tuple(broadcast_tensors(x1, x2))
 
 
+@autocast_policy("normalize")
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,
               out: Tensor | None = None) -> Tensor:
     """input / max(||input||_p along dim, eps) (torch.nn.functional.normalize)."""
@@ -62,6 +64,7 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,
     return result
 
 
+@autocast_policy("cosine_similarity")
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
     """sum(x1 / ||x1|| * x2 / ||x2||) along dim, each norm clamped below at eps (torch's
     formula: each input is divided by its own norm first, which keeps the result in [-1, 1])."""
@@ -69,7 +72,7 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     argcheck.real("cosine_similarity", "eps", eps, 0)
     x1, x2 = _broadcast_pair("cosine_similarity", x1, x2)
     # NOTE: as torch, integer (and bool) inputs are taken in the default float dtype
-    x1, x2 = (x if x.dtype.kind == "f" else x.to(dtypes.get_default_dtype()) for x in (x1, x2))
+    x1, x2 = (x if x.is_floating_point() else x.to(dtypes.get_default_dtype()) for x in (x1, x2))
     d = normalize_dim("cosine_similarity", dim, x1.ndim)
     axes = d if x1.ndim else None
     n1 = _clamped_below(vector_norm(x1, 2, axes, keepdim=True), eps)
@@ -90,6 +93,7 @@ def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
     return vector_norm(diff, p, -1, keepdim=keepdim)
 
 
+@autocast_policy("cdist")
 def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
           compute_mode: str = "use_mm_for_euclid_dist_if_necessary") -> Tensor:
     """The p-norm distance between each row of x1 (..., P, M) and each row of x2 (..., R, M),
@@ -107,7 +111,7 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
     if x1.shape[-1] != x2.shape[-1]:
         raise RuntimeError(f"{op}: X1 and X2 must have the same number of columns. X1: "
                            f"{x1.shape[-1]} X2: {x2.shape[-1]}")
-    if x1.dtype.kind != "f" or x2.dtype.kind != "f":
+    if not dtypes.is_floating(x1.dtype) or not dtypes.is_floating(x2.dtype):
         raise RuntimeError(f"{op}: only supports floating-point dtypes, X1 got: {x1.dtype}, "
                            f"X2 got: {x2.dtype}")
     try:

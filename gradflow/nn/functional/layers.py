@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ... import argcheck
+from ...amp.autocast_mode import autocast_policy
 from ...autograd.inplace import maybe_inplace
 from ...creation import rand
 from ...ops.matmul import LinearProduct
@@ -10,6 +11,7 @@ from ...tensor import Tensor
 __all__ = ["linear", "dropout", "dropout2d"]
 
 
+@autocast_policy("linear")
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x W^T + b (torch.nn.functional.linear)."""
     for name, t in (("input", input), ("weight", weight)):

@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ... import argcheck, creation, dtypes
+from ...amp.autocast_mode import autocast_policy
 from ...ops import softmax_xent
 from ...ops.elementwise import exp, log, maximum, minimum, where, xlogy
 from ...ops.index import cat, check_range, gather, stack
@@ -105,6 +106,7 @@ def _check_targets(op: str, input: Tensor, target: Tensor) -> None:
                          f"{tuple(input.shape)}, got {tuple(target.shape)}")
 
 
+@autocast_policy("nll_loss")
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
              ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of the target classes given log-probabilities."""
@@ -114,6 +116,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
     return softmax_xent.nll_loss(input, target, weight, ignore_index, reduction)
 
 
+@autocast_policy("cross_entropy")
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
@@ -124,7 +127,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     argcheck.choice("cross_entropy", "reduction", reduction, REDUCTIONS)
     argcheck.integer("cross_entropy", "ignore_index", ignore_index)
     _tensors("cross_entropy", input=input, target=target)
-    if target.dtype.kind == "f" and target.shape == input.shape:
+    if dtypes.is_floating(target.dtype) and target.shape == input.shape:
         return _cross_entropy_probabilities(input, target, weight, ignore_index, reduction,
                                             label_smoothing)
     _check_targets("cross_entropy", input, target)
@@ -158,6 +161,7 @@ def _cross_entropy_probabilities(input: Tensor, target: Tensor, weight: Tensor |
     return _reduce(loss, reduction)
 
 
+@autocast_policy("mse_loss")
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     _check_pointwise("mse_loss", input, target, reduction)
     if input.dtype != target.dtype:
@@ -166,11 +170,13 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     return MseLoss.apply(input, target, reduction=reduction)
 
 
+@autocast_policy("l1_loss")
 def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     _check_pointwise("l1_loss", input, target, reduction)
     return _reduce((input - target).abs(), reduction)
 
 
+@autocast_policy("binary_cross_entropy")
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          reduction: str = "mean") -> Tensor:
     """BCE on probabilities; logs are clamped at -100 as torch does, so 0 and 1 stay finite."""
@@ -183,6 +189,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     return _reduce(loss, reduction)
 
 
+@autocast_policy("binary_cross_entropy_with_logits")
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
                                      weight: Tensor | None = None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
@@ -201,6 +208,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
 
 
 # -- divergence, regression and likelihood losses ------------------------------------------------
+@autocast_policy("kl_div")
 def kl_div(input: Tensor, target: Tensor, size_average: bool | None = None,
            reduce: bool | None = None, reduction: str = "mean",
            log_target: bool = False) -> Tensor:
@@ -227,6 +235,7 @@ def _weighted(op: str, loss: Tensor, weight: Tensor | None, input: Tensor) -> Te
     return loss * weight
 
 
+@autocast_policy("huber_loss")
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
                weight: Tensor | None = None) -> Tensor:
     """0.5 d^2 where |d| < delta, else delta (|d| - delta / 2), d = input - target."""
@@ -240,6 +249,7 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     return _reduce(_weighted("huber_loss", loss, weight, input), reduction)
 
 
+@autocast_policy("smooth_l1_loss")
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None,
                    reduce: bool | None = None, reduction: str = "mean",
                    beta: float = 1.0) -> Tensor:
@@ -256,6 +266,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average: bool | None = No
     return _reduce(where(ad < beta, d * d * (0.5 / beta), ad - beta * 0.5), reduction)
 
 
+@autocast_policy("poisson_nll_loss")
 def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
                      size_average: bool | None = None, eps: float = 1e-8,
                      reduce: bool | None = None, reduction: str = "mean") -> Tensor:
@@ -307,6 +318,7 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var: Tensor | float, full: 
 
 
 # -- margin and ranking losses ------------------------------------------------------------------
+@autocast_policy("soft_margin_loss")
 def soft_margin_loss(input: Tensor, target: Tensor, size_average: bool | None = None,
                      reduce: bool | None = None, reduction: str = "mean") -> Tensor:
     """log(1 + exp(-y x)) for targets y of +-1, as -logsigmoid(y x): finite for any logit."""
@@ -346,6 +358,7 @@ def _class_rows(op: str, input: Tensor, target: Tensor, target_shape: tuple | No
                            f"of size: {tuple(input.shape)}")
 
 
+@autocast_policy("multi_margin_loss")
 def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0,
                       weight: Tensor | None = None, size_average: bool | None = None,
                       reduce: bool | None = None, reduction: str = "mean") -> Tensor:
@@ -378,6 +391,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     return _reduce(loss if input.ndim == 2 else loss.reshape(()), reduction)
 
 
+@autocast_policy("multilabel_margin_loss")
 def multilabel_margin_loss(input: Tensor, target: Tensor, size_average: bool | None = None,
                            reduce: bool | None = None, reduction: str = "mean") -> Tensor:
     """sum over target classes j and non-target classes i of max(0, 1 - (x[j] - x[i])) / C;
@@ -409,6 +423,7 @@ def _same_ndim(op: str, **named: Tensor) -> None:
                            f"{sizes}")
 
 
+@autocast_policy("margin_ranking_loss")
 def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
                         size_average: bool | None = None, reduce: bool | None = None,
                         reduction: str = "mean") -> Tensor:
@@ -421,6 +436,7 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: 
     return _reduce((-target * (input1 - input2) + margin).relu(), reduction)
 
 
+@autocast_policy("hinge_embedding_loss")
 def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0,
                          size_average: bool | None = None, reduce: bool | None = None,
                          reduction: str = "mean") -> Tensor:
@@ -434,6 +450,7 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0,
     return _reduce(loss, reduction)
 
 
+@autocast_policy("cosine_embedding_loss")
 def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
                           size_average: bool | None = None, reduce: bool | None = None,
                           reduction: str = "mean") -> Tensor:
@@ -466,6 +483,7 @@ def _triplet(op: str, dist_pos: Tensor, dist_neg: Tensor, dist_swap: Tensor | No
     return _reduce((dist_pos - dist_neg + margin).relu(), reduction)
 
 
+@autocast_policy("triplet_margin_loss")
 def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0,
                         p: float = 2, eps: float = 1e-6, swap: bool = False,
                         size_average: bool | None = None, reduce: bool | None = None,
@@ -533,7 +551,7 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths: Any, target_leng
     if log_probs.ndim not in (2, 3):
         raise RuntimeError(f"{op}: log_probs must be (T, N, C) or (T, C), got shape "
                            f"{tuple(log_probs.shape)}")
-    if log_probs.dtype.kind != "f":
+    if not dtypes.is_floating(log_probs.dtype):
         raise RuntimeError(f"{op}: log_probs must be floating point, got {log_probs.dtype}")
     if targets.dtype.kind not in "iu":
         raise RuntimeError(f"{op}: targets must hold integer class indices, got "

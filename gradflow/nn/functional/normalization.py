@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ... import argcheck
+from ... import argcheck, dtypes
+from ...amp.autocast_mode import autocast_policy
 from ...autograd.grad_mode import no_grad
 from ...creation import zeros
 from ...ops import batchnorm
@@ -45,10 +46,10 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                                f"{c} channels, got {tuple(t.shape)}")
         # NOTE: torch's rule: the input's own dtype, or float32 beside a half-precision input
         if t is not None and t.dtype != input.dtype and not (
-                input.dtype == np.float16 and t.dtype == np.float32):
+                input.dtype in (dtypes.float16, dtypes.bfloat16) and t.dtype == np.float32):
             raise RuntimeError(f"batch_norm: {name} has dtype {t.dtype} but the input has "
                                f"{input.dtype} (parameters take the input's dtype, or float32 "
-                               f"for a float16 input)")
+                               f"for a float16 or bfloat16 input)")
     if training and input.numel() // max(c, 1) <= 1:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                          f"got input size {tuple(input.shape)}; for inference on one sample, "
@@ -63,6 +64,14 @@ def _check_norm_options(op: str, momentum: float | None, eps: float) -> None:
     argcheck.real(op, "eps", eps, 0)
 
 
+def _in_float32(input: Tensor, *params: Tensor | None) -> tuple | None:
+    """float16/bfloat16 `input` and its parameters in float32, where torch's normalisations
+    compute them (one rounding at the end, back to the input's dtype); None for other dtypes."""
+    if input.dtype != dtypes.float16 and input.dtype != dtypes.bfloat16:
+        return None
+    return (input.float(),) + tuple(None if p is None else p.float() for p in params)
+
+
 def _normalize_over(input: Tensor, axes: tuple, eps: float) -> Tensor:
     mean = input.mean(axes, keepdim=True)
     centred = input - mean
@@ -70,6 +79,7 @@ def _normalize_over(input: Tensor, axes: tuple, eps: float) -> Tensor:
     return centred / (var + eps).sqrt()
 
 
+@autocast_policy("layer_norm")
 def layer_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     shape = argcheck.sizes("layer_norm", "normalized_shape", normalized_shape)
@@ -77,6 +87,9 @@ def layer_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = Non
     if tuple(input.shape[input.ndim - len(shape):]) != shape:
         raise RuntimeError(f"layer_norm: input shape {tuple(input.shape)} does not end with "
                            f"normalized_shape {shape}")
+    wide = _in_float32(input, weight, bias)
+    if wide is not None:
+        return layer_norm(wide[0], shape, wide[1], wide[2], eps).to(input.dtype)
     out = _normalize_over(input, tuple(range(input.ndim - len(shape), input.ndim)), eps)
     if weight is not None:
         out = out * weight
@@ -90,9 +103,12 @@ def rms_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = None,
     if not isinstance(input, Tensor):
         raise TypeError(f"rms_norm: input must be a Tensor, got {type(input).__name__}")
     shape = argcheck.sizes("rms_norm", "normalized_shape", normalized_shape)
-    if input.dtype.kind != "f":
+    if not dtypes.is_floating(input.dtype):
         raise NotImplementedError(f"rms_norm: not implemented for {input.dtype} input (floating "
                                   f"point only, as in torch)")
+    wide = _in_float32(input, weight)
+    if wide is not None:  # NOTE: so eps=None is float32's epsilon here, as in torch
+        return rms_norm(wide[0], shape, wide[1], eps).to(input.dtype)
     if eps is None:
         eps = float(np.finfo(input.dtype).eps)
     argcheck.real("rms_norm", "eps", eps, 0)
@@ -107,6 +123,7 @@ def rms_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = None,
     return out if weight is None else out * weight
 
 
+@autocast_policy("group_norm")
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     argcheck.integer("group_norm", "num_groups", num_groups, minimum=1)
@@ -115,6 +132,9 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
     if c % num_groups:
         raise RuntimeError(f"group_norm: num_groups {num_groups} must divide the {c} channels "
                            f"(input shape {tuple(input.shape)})")
+    wide = _in_float32(input, weight, bias)
+    if wide is not None:
+        return group_norm(wide[0], num_groups, wide[1], wide[2], eps).to(input.dtype)
     grouped = reshape(input, (n, num_groups, -1))
     out = reshape(_normalize_over(grouped, (2,), eps), tuple(input.shape))
     if weight is not None:

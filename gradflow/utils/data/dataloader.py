@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from ... import dtypes
 from ...backend import as_device, cuda_available, cupy_module, device, move_array, on_device
 from ...creation import from_numpy, tensor
 from ...random import Generator, cpu_rng
@@ -55,7 +56,7 @@ def default_collate(batch: list) -> Any:
     if isinstance(elem, Tensor):
         return _stack_tensors(batch)
     if isinstance(elem, (np.ndarray, np.generic)):
-        if elem.dtype.kind in "OUSV":
+        if dtypes.kind(elem.dtype) in "OUSV":
             raise TypeError(f"default_collate: NumPy arrays of dtype {elem.dtype} cannot be "
                             "collated into a tensor")
         return from_numpy(np.stack(batch))
