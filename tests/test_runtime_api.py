@@ -257,7 +257,11 @@ def test_devices_and_their_properties(fake_cuda, monkeypatch):
         gf.cuda.set_device("cpu")
     with pytest.raises(RuntimeError, match="invalid device ordinal, 2 GPU"):
         gf.cuda.get_device_properties(5)
-    assert gf.cuda.is_bf16_supported() is False
+    assert gf.cuda.is_bf16_supported() is True  # the fake GPUs are compute capability 9.0
+    nine = fake_cuda.runtime.getDeviceProperties
+    monkeypatch.setattr(fake_cuda.runtime, "getDeviceProperties",
+                        lambda i: {**nine(i), "major": 7, "minor": 5})
+    assert (gf.cuda.is_bf16_supported(), gf.cuda.is_bf16_supported(False)) == (True, False)
 
 
 def test_work_runs_on_the_stream_made_current(fake_cuda):

@@ -85,9 +85,13 @@ def mem_get_info(device: Any = None) -> tuple:
 
 
 def is_bf16_supported(including_emulation: bool = True) -> bool:
-    """False: gradflow has no bfloat16 dtype (its dtypes are NumPy's, and NumPy has none),
-    whatever the GPU."""
-    return False
+    """Whether the current GPU computes in bfloat16 (torch.cuda.is_bf16_supported): natively
+    from compute capability 8.0 (Ampere) on; before that only through cuda_bf16.h's emulated
+    conversions, which `including_emulation` accepts. False without CUDA."""
+    from . import is_available
+    if not is_available():
+        return False
+    return get_device_capability()[0] >= 8 or including_emulation
 
 
 class Stream:
