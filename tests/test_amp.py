@@ -435,6 +435,38 @@ def test_gradients_reach_float32_leaves_in_float32(low):
         np.testing.assert_allclose(g, tg, rtol=2e-2, atol=2e-3)
 
 
+@pytest.mark.parametrize("low", ["bfloat16", "float16"])
+@pytest.mark.parametrize("kind,kwargs", [("LSTM", {}), ("LSTM", {"proj_size": 2}),
+                                         ("RNN", {}), ("RNN", {"nonlinearity": "relu"}),
+                                         ("GRU", {})])
+def test_the_recurrent_layers_follow_torchs_cpu_policy(kind, kwargs, low):
+    """PyTorch's CPU autocast lowers the LSTM and the Elman RNN and leaves the GRU alone; the
+    outputs, the final states and the float32 weights' gradients have torch's dtypes, and the
+    values agree to the low dtype's precision."""
+    results = []
+    gf_m = getattr(gf.nn, kind)(4, 5, 2, **kwargs)
+    th_m = getattr(torch.nn, kind)(4, 5, 2, **kwargs)
+    th_m.load_state_dict({k: torch.tensor(v.numpy()) for k, v in gf_m.state_dict().items()})
+    x = data(3, 2, 4, seed=1).astype(np.float32)
+    for lib, m in ((gf, gf_m), (torch, th_m)):
+        with warnings.catch_warnings(), lib.autocast("cpu", dtype=getattr(lib, low)):
+            warnings.simplefilter("ignore")  # torch: projections are not supported with oneDNN
+            try:
+                y, state = m(lib.tensor(x))
+            except RuntimeError as err:  # torch's oneDNN LSTM has no float16 form on the CPU
+                if lib is torch and "primitive descriptor" in str(err):
+                    pytest.skip(f"PyTorch itself fails here: {err}")
+                raise
+        h = state[0] if isinstance(state, tuple) else state
+        y.float().sum().backward()
+        results.append((str(y.dtype).split(".")[-1], str(h.dtype).split(".")[-1],
+                        str(m.weight_hh_l1.grad.dtype).split(".")[-1],
+                        np.asarray(y.float().tolist())))
+    (*gf_dtypes, gf_y), (*th_dtypes, th_y) = results
+    assert gf_dtypes == th_dtypes, (gf_dtypes, th_dtypes)
+    np.testing.assert_allclose(gf_y, th_y, rtol=5e-2, atol=2e-2)
+
+
 def test_the_composites_carry_their_policy():
     missing = [n for n in COMPOSITES if not any(
         hasattr(getattr(ns, n.removeprefix("linalg."), None), "autocast_policy")

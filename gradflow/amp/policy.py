@@ -18,10 +18,10 @@ LOWER, FP32, PROMOTE = "lower", "fp32", "promote"
 # matrix products, convolutions and attention: in the low dtype on both
 _LOWER = """matmul mm bmm addmm addbmm baddbmm linear einsum chain_matmul multi_dot
     linalg.vecdot conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d
-    prelu scaled_dot_product_attention""".split()
-# low on CUDA only (documented): matrix-vector products and the recurrent cells (`rnn` is
-# gradflow's fused recurrence; PyTorch's CPU lowers LSTM and RNN but not GRU: left alone)
-_LOWER_CUDA = "mv addmv addr rnn lstm_cell gru_cell rnn_tanh_cell rnn_relu_cell".split()
+    prelu scaled_dot_product_attention lstm rnn_tanh rnn_relu""".split()
+# low on CUDA only (documented): matrix-vector products, the GRU (PyTorch's CPU autocast
+# leaves it in its dtype, measured) and the recurrent cells
+_LOWER_CUDA = "mv addmv addr gru lstm_cell gru_cell rnn_tanh_cell rnn_relu_cell".split()
 
 # forced to float32 on both device types: the losses and the ops PyTorch keeps wide everywhere
 _FP32_BOTH = """cross_entropy nll_loss mse_loss l1_loss smooth_l1_loss huber_loss

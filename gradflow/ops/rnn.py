@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..amp.autocast_mode import autocast_policy
 from ..autograd.function import Op
 from ..cuda import compiler
 from ..tensor import Tensor
@@ -199,9 +200,21 @@ def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, w_ih: Tensor
     """Run one layer of `mode` ('LSTM', 'GRU', 'RNN_TANH', 'RNN_RELU') in one direction over
     x (T, N, I) from h0 (N, P) (and c0 (N, H) for the LSTM): (y, h_n) or (y, h_n, c_n).
     `batch_sizes` (T ints, non-increasing) makes it a packed batch's padded form."""
+    return _BY_MODE[mode](mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse, batch_sizes)
+
+
+def _recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, w_ih: Tensor,
+                w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, w_hr: Tensor | None,
+                reverse: bool, batch_sizes: tuple | None) -> tuple:
     _check(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes)
     return Recurrence.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode=mode,
                             reverse=reverse, batch_sizes=batch_sizes)
+
+
+# NOTE: autocast's policy is per kind of recurrence, as PyTorch's (its CPU autocast lowers the
+# LSTM and the Elman RNN but leaves the GRU in its dtype; CUDA's lowers all four)
+_BY_MODE = {mode: autocast_policy(mode.lower())(_recurrence)
+            for mode in ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")}
 
 
 def _check(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, w_ih: Tensor, w_hh: Tensor,
