@@ -105,6 +105,18 @@ __device__ __forceinline__ T warp_max(T v) {
     return v;
 }
 
+// The maximum of a row of `cols` elements, read by the 32 lanes of one warp (lane c, c + 32,
+// ...) in acc_t<T>, returned to every lane; NaN if the row holds one, -inf if it is empty.
+template <typename T, typename A = acc_t<T>>
+__device__ __forceinline__ A warp_row_max(const T* __restrict__ row, index_t cols, int lane) {
+    A m = Numeric<A>::neg_inf();
+    for (index_t c = lane; c < cols; c += warpSize) {
+        const A v = to_acc(row[c]);
+        m = (v > m || v != v) ? v : m;
+    }
+    return __shfl_sync(0xffffffffu, warp_max(m), 0);
+}
+
 // Sum of `v` over the block, returned to every thread. blockDim.x must be a multiple of 32
 // (at most 1024) and every thread of the block must call it.
 template <typename T>

@@ -21,12 +21,7 @@ __global__ void softmax_fwd(const T* __restrict__ x, T* __restrict__ y, index_t 
          r += warps) {
         const T* xr = x + r * cols;
         T* yr = y + r * cols;
-        A m = Numeric<A>::neg_inf();
-        for (index_t c = lane; c < cols; c += warpSize) {
-            const A v = to_acc(xr[c]);
-            m = (v > m || v != v) ? v : m;
-        }
-        m = __shfl_sync(0xffffffffu, warp_max(m), 0);
+        const A m = warp_row_max(xr, cols, lane);
         if (safe && m == Numeric<A>::neg_inf()) {
             for (index_t c = lane; c < cols; c += warpSize) yr[c] = from_acc<T>(A(0));
             continue;

@@ -26,12 +26,7 @@ __global__ void softmax_xent_fwd(const T* __restrict__ logits, const index_t* __
     for (index_t r = ((index_t)blockIdx.x * blockDim.x + threadIdx.x) / warpSize; r < rows;
          r += warps) {
         const T* z = logits + r * classes;
-        A m = Numeric<A>::neg_inf();
-        for (index_t c = lane; c < classes; c += warpSize) {
-            const A zc = to_acc(z[c]);
-            m = (zc > m || zc != zc) ? zc : m;
-        }
-        m = __shfl_sync(0xffffffffu, warp_max(m), 0);
+        const A m = warp_row_max(z, classes, lane);
         A sum_exp = A(0), w_sum = A(0), w_gap = A(0);  // gap: sum_c w_c * (m - z_c)
         for (index_t c = lane; c < classes; c += warpSize) {
             const A wc = has_weight ? to_acc(weight[c]) : A(1), zc = to_acc(z[c]);

@@ -81,7 +81,6 @@ class Recurrence(Op):
         h_prev = xp.empty((steps, batch, out_size), xa.dtype)
         act = xp.zeros((steps, batch, xw.shape[2]), xa.dtype)
         c: Any = c0.array if lstm else None
-        c_prev: Any = xp.empty((steps, batch, hidden), xa.dtype) if lstm else None
         c_all: Any = xp.empty((steps, batch, hidden), xa.dtype) if lstm else None
         h_raw: Any = xp.empty((steps, batch, hidden), xa.dtype) if proj is not None else None
         gh_n: Any = xp.empty((steps, batch, hidden), xa.dtype) if gru else None
@@ -93,7 +92,6 @@ class Recurrence(Op):
             if b_hh_a is not None:
                 rec += b_hh_a
             if lstm:
-                c_prev[t] = c
                 rec += xw[t, :b]
                 h_new, c_new, a = cells.lstm_cell_forward(rec, c[:b])
                 if b < batch:  # the finished sequences keep their state
@@ -119,7 +117,9 @@ class Recurrence(Op):
         ctx.save_for_backward(x, w_ih, w_hh, w_hr)
         ctx.mode, ctx.reverse, ctx.batch_sizes, ctx.has_bias = mode, reverse, batch_sizes, \
             b_ih is not None
-        ctx.arrays = (h_prev, act, c_prev, c_all, h_raw, gh_n, y)
+        # NOTE: the LSTM's c before step t is c_all at the step before it (c0 at the first),
+        # finished sequences' rows included, so it is read from there rather than stored twice
+        ctx.arrays = (h_prev, act, c0.array if lstm else None, c_all, h_raw, gh_n, y)
         return (y, h, c) if lstm else (y, h)
 
     @staticmethod
@@ -129,7 +129,7 @@ class Recurrence(Op):
     @staticmethod
     def backward(ctx, g_y, g_hn, g_cn=None):
         x, w_ih, w_hh, w_hr = ctx.saved_tensors
-        h_prev, act, c_prev, c_all, h_raw, gh_n, y = ctx.arrays
+        h_prev, act, c0, c_all, h_raw, gh_n, y = ctx.arrays
         mode, batch_sizes = ctx.mode, ctx.batch_sizes
         xa = x.array
         xp = x._xp
@@ -154,8 +154,10 @@ class Recurrence(Op):
                 if w_hr is not None:
                     g_proj[t, :b] = gb
                     gb = matmul_arrays(gb, w_hr.array)
-                g_gates, g_cb = cells.lstm_cell_backward(gb, g_c[:b], act[t, :b],
-                                                         c_prev[t, :b], c_all[t, :b])
+                before = t + 1 if ctx.reverse else t - 1
+                c_prev = c_all[before] if 0 <= before < steps else c0
+                g_gates, g_cb = cells.lstm_cell_backward(gb, g_c[:b], act[t, :b], c_prev[:b],
+                                                         c_all[t, :b])
                 g_pre[t, :b] = g_gates
                 if b == batch:
                     g_c, g_h = g_cb, matmul_arrays(g_gates, w_hh_a)

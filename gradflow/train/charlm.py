@@ -28,7 +28,7 @@ from ..datasets import TinyShakespeare
 from ..random import get_rng_state, manual_seed, set_rng_state
 from ..serialization import CheckpointError, load, save
 from ..summary import summary
-from ..threads import env_num_threads, set_num_threads
+from ..threads import set_num_threads
 from . import parallel, report
 from .cli import (
     INTERRUPTED,
@@ -37,6 +37,7 @@ from .cli import (
     USAGE_ERROR,
     StopRequest,
     UsageError,
+    add_run_options,
     check_device_and_out,
 )
 
@@ -85,23 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sampling temperature (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0,
                    help="seeds the weights and the batches (default: %(default)s)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="auto: the GPU when CUDA is available, else the CPU "
-                        "(default: %(default)s)")
-    p.add_argument("--out", default="runs/charlm",
-                   help="folder for checkpoints, metrics.csv and curves.png (default: "
-                        "%(default)s)")
-    p.add_argument("--exist-ok", action="store_true",
-                   help="start afresh in an --out that holds a previous run (default: off)")
-    p.add_argument("--resume", nargs="?", const="last", metavar="CHECKPOINT",
-                   help="continue from a checkpoint (OUT/last.ckpt when none is named) with "
-                        "the options it was made with (default: off)")
-    p.add_argument("--max-steps", type=int, metavar="N",
-                   help="stop as Ctrl-C does (save, exit 130) after N steps in this run "
-                        "(default: no limit)")
-    p.add_argument("--threads", type=int, default=env_num_threads() or 1, metavar="N",
-                   help="BLAS/OpenMP threads on the CPU (default: OPENBLAS_NUM_THREADS or "
-                        "OMP_NUM_THREADS when set, else %(default)s)")
+    add_run_options(p, "runs/charlm")
     return p
 
 

@@ -78,6 +78,33 @@ MODELS: dict[str, tuple[Callable[[int, int], nn.Module] | None,
 }
 
 
+def add_run_options(p: argparse.ArgumentParser, out: str) -> None:
+    """The options every training task takes: where it runs, where it writes (default `out`),
+    resuming, stopping early and the CPU's threads."""
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: the GPU when CUDA is available, else the CPU "
+                        "(default: %(default)s)")
+    p.add_argument("--out", default=out,
+                   help="folder for checkpoints, metrics.csv and curves.png; refused when it "
+                        "holds a previous run, unless --resume or --exist-ok "
+                        "(default: %(default)s)")
+    p.add_argument("--exist-ok", action="store_true",
+                   help="start afresh in an --out that holds a previous run, deleting its "
+                        f"{', '.join(OUTPUTS)} (default: off)")
+    p.add_argument("--resume", nargs="?", const="last", metavar="CHECKPOINT",
+                   help="continue from a checkpoint (OUT/last.ckpt when none is named), with "
+                        "the options it was made with; only where and how it runs may change "
+                        "(--out, --device, --max-steps, --threads, and --data-dir for "
+                        "images) (default: off)")
+    p.add_argument("--max-steps", type=int, metavar="N",
+                   help="stop as Ctrl-C does (save, exit 130) after N steps in this run "
+                        "(default: no limit)")
+    p.add_argument("--threads", type=int, default=env_num_threads() or 1, metavar="N",
+                   help="BLAS/OpenMP threads on the CPU (gf.set_num_threads); more than one "
+                        "can collapse on a shared machine (default: OPENBLAS_NUM_THREADS or "
+                        "OMP_NUM_THREADS when set, else %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -118,20 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0,
                    help="seeds the weights, the shuffles and the augmentation "
                         "(default: %(default)s)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="auto: the GPU when CUDA is available, else the CPU "
-                        "(default: %(default)s)")
-    p.add_argument("--out", default="runs/train",
-                   help="folder for checkpoints, metrics.csv and curves.png; refused when it "
-                        "holds a previous run, unless --resume or --exist-ok "
-                        "(default: %(default)s)")
-    p.add_argument("--exist-ok", action="store_true",
-                   help="start afresh in an --out that holds a previous run, deleting its "
-                        f"{', '.join(OUTPUTS)} (default: off)")
-    p.add_argument("--resume", nargs="?", const="last", metavar="CHECKPOINT",
-                   help="continue from a checkpoint (OUT/last.ckpt when none is named), with "
-                        "the options it was made with; only --out, --device, --data-dir and "
-                        "--max-steps may change (default: off)")
+    add_run_options(p, "runs/train")
     p.add_argument("--weights", metavar="FILE",
                    help="start from these weights: a PyTorch state_dict (torch.save, read "
                         "without running code), a .safetensors file or a gradflow checkpoint; "
@@ -139,13 +153,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", type=int, metavar="N",
                    help="train on N training images only (a fixed sample), and validate and "
                         f"test on at most max(N, {EVAL_FLOOR}) images each (default: all)")
-    p.add_argument("--max-steps", type=int, metavar="N",
-                   help="stop as Ctrl-C does (save, exit 130) after N steps in this run "
-                        "(default: no limit)")
-    p.add_argument("--threads", type=int, default=env_num_threads() or 1, metavar="N",
-                   help="BLAS/OpenMP threads on the CPU (gf.set_num_threads); more than one "
-                        "can collapse on a shared machine (default: OPENBLAS_NUM_THREADS or "
-                        "OMP_NUM_THREADS when set, else %(default)s)")
     p.add_argument("--amp", choices=["bf16", "fp16", "none"], default="none",
                    help="mixed precision: forward and loss under gf.autocast in bfloat16, or "
                         "in float16 with a GradScaler (default: %(default)s, float32)")
