@@ -433,16 +433,16 @@ def test_optimizer_update(kernel_backend, dtype, case):
 @pytest.mark.parametrize("dims", [(1, 1), (3, 5), (7, 33)], ids=["1x1", "3x5", "7x33"])
 def test_rnn_cells(kernel_backend, dtype, dims):
     n, h = dims
-    gates, c_prev = low((n, 4 * h), dtype, scale=2.0), low((n, h), dtype, seed=1)
-    gi, gh = low((n, 3 * h), dtype, seed=2), low((n, 3 * h), dtype, seed=3)
-    g_h, g_c = low((n, h), dtype, seed=4), low((n, h), dtype, seed=5)
+    gates, c_prev = low((4 * h, n), dtype, scale=2.0), low((h, n), dtype, seed=1)  # (G*H, N)
+    gi, gh = low((3 * h, n), dtype, seed=2), low((3 * h, n), dtype, seed=3)
+    g_h, g_c = low((h, n), dtype, seed=4), low((h, n), dtype, seed=5)
     d = lambda a: dev(kernel_backend, a)  # noqa: E731
     with kernel_backend.active() as launched:
         lstm = rnn.lstm_cell_forward(d(gates), d(c_prev))
         lstm_b = rnn.lstm_cell_backward(d(g_h), d(g_c), lstm[2], d(c_prev), lstm[1])
         gru = rnn.gru_cell_forward(d(gi), d(gh), d(c_prev))
-        gru_b = rnn.gru_cell_backward(d(g_h), gru[1], d(gh[:, 2 * h:]), d(c_prev))
-        plain = {nl: rnn.rnn_cell_forward(d(gates[:, :h]), nl) for nl in ("tanh", "relu")}
+        gru_b = rnn.gru_cell_backward(d(g_h), gru[1], d(gh[2 * h:]), d(c_prev))
+        plain = {nl: rnn.rnn_cell_forward(d(gates[:h]), nl) for nl in ("tanh", "relu")}
         plain_b = {nl: rnn.rnn_cell_backward(d(g_h), plain[nl], nl) for nl in plain}
     launched_all(launched, [f"rnn.{k}_cell_{p}" for k in ("lstm", "gru", "rnn")
                             for p in ("fwd", "bwd")])
@@ -459,11 +459,11 @@ def test_rnn_cells(kernel_backend, dtype, dims):
     for i, (got, w) in enumerate(zip(gru, want)):
         close(got, w, dtype, f"gru forward {i}")
     want = rnn_arrays.gru_cell_backward(g_h.astype(F32), f(gru[1]),
-                                        gh[:, 2 * h:].astype(F32), c_prev.astype(F32))
+                                        gh[2 * h:].astype(F32), c_prev.astype(F32))
     for i, (got, w) in enumerate(zip(gru_b, want)):
         close(got, w, dtype, f"gru backward {i}")
     for nl in plain:
-        close(plain[nl], rnn_arrays.rnn_cell_forward(gates[:, :h].astype(F32), nl), dtype, nl)
+        close(plain[nl], rnn_arrays.rnn_cell_forward(gates[:h].astype(F32), nl), dtype, nl)
         close(plain_b[nl], rnn_arrays.rnn_cell_backward(g_h.astype(F32), f(plain[nl]), nl),
               dtype, f"{nl} backward")
 

@@ -150,6 +150,24 @@ def test_packed_sequences_match_torch(cls, kwargs, enforce_sorted):
     _compare(tm, gm, t_out, g_out, *leaves, 1e-10)
 
 
+@pytest.mark.parametrize("cls,kwargs", [
+    ("LSTM", dict(bidirectional=True)),
+    ("LSTM", dict(proj_size=2, bidirectional=True)),
+    ("GRU", dict(bidirectional=True)),
+    ("RNN", dict(nonlinearity="relu", bidirectional=True)),
+])
+def test_long_packed_sequences_cross_the_backward_chunks(cls, kwargs):
+    """19 steps (backward prepares 8 at a time: two whole spans and a ragged one), unsorted
+    lengths ending inside different spans, one sequence of a single step."""
+    tm, gm = _pair(cls, 3, 5, **kwargs)
+    lengths = [11, 19, 1, 8, 16]
+    rng = np.random.default_rng(4)
+    tx, gx = _leaf(rng.standard_normal((19, 5, 3)))
+    tp = torch.nn.utils.rnn.pack_padded_sequence(tx, lengths, enforce_sorted=False)
+    gp = gf.nn.utils.rnn.pack_padded_sequence(gx, lengths, enforce_sorted=False)
+    _compare(tm, gm, tm(tp), gm(gp), [tx], [gx], 1e-10)
+
+
 def test_dropout_between_layers_only_in_training():
     tm, gm = _pair("LSTM", 3, 4, num_layers=2, dropout=0.5)
     x = np.random.default_rng(0).standard_normal((5, 2, 3))
@@ -241,43 +259,63 @@ def _sigmoid(a):
 
 
 def test_array_cells_match_their_formulas():
-    """The reference the CUDA kernels are held to, checked on its own (awkward H = 7)."""
+    """The reference the CUDA kernels are held to, checked on its own (awkward H = 7), in its
+    feature-major layout: states (H, N), gates (G*H, N)."""
     rng = np.random.default_rng(7)
     n, hid = 3, 7
-    gates, c_prev = rng.standard_normal((n, 4 * hid)), rng.standard_normal((n, hid))
+    gates, c_prev = rng.standard_normal((4 * hid, n)), rng.standard_normal((hid, n))
     h, c, act = rnn_arrays.lstm_cell_forward(gates, c_prev)
-    i, f, g, o = np.split(gates, 4, axis=1)
+    i, f, g, o = np.split(gates, 4, axis=0)
     want_c = _sigmoid(f) * c_prev + _sigmoid(i) * np.tanh(g)
     np.testing.assert_allclose(c, want_c, atol=1e-14)
     np.testing.assert_allclose(h, _sigmoid(o) * np.tanh(want_c), atol=1e-14)
     tg, tcp = torch.tensor(gates, requires_grad=True), torch.tensor(c_prev, requires_grad=True)
-    ti, tf, tgg, to = tg.chunk(4, 1)
+    ti, tf, tgg, to = tg.chunk(4, 0)
     tc = tf.sigmoid() * tcp + ti.sigmoid() * tgg.tanh()
     th = to.sigmoid() * tc.tanh()
-    g_h, g_c = rng.standard_normal((n, hid)), rng.standard_normal((n, hid))
+    g_h, g_c = rng.standard_normal((hid, n)), rng.standard_normal((hid, n))
     (th * torch.tensor(g_h) + tc * torch.tensor(g_c)).sum().backward()
     g_gates, g_cp = rnn_arrays.lstm_cell_backward(g_h, g_c, act, c_prev, c)
     np.testing.assert_allclose(g_gates, tg.grad.numpy(), atol=1e-13)
     np.testing.assert_allclose(g_cp, tcp.grad.numpy(), atol=1e-13)
-    gi, gh, hp = (rng.standard_normal((n, 3 * hid)), rng.standard_normal((n, 3 * hid)),
-                  rng.standard_normal((n, hid)))
+    gi, gh, hp = (rng.standard_normal((3 * hid, n)), rng.standard_normal((3 * hid, n)),
+                  rng.standard_normal((hid, n)))
     h, act = rnn_arrays.gru_cell_forward(gi, gh, hp)
     tgi, tgh, thp = (torch.tensor(a, requires_grad=True) for a in (gi, gh, hp))
-    (ir, iz, in_), (hr, hz, hn) = tgi.chunk(3, 1), tgh.chunk(3, 1)
+    (ir, iz, in_), (hr, hz, hn) = tgi.chunk(3, 0), tgh.chunk(3, 0)
     r, z = (ir + hr).sigmoid(), (iz + hz).sigmoid()
     nn_ = (in_ + r * hn).tanh()
     th = (1 - z) * nn_ + z * thp
     np.testing.assert_allclose(h, th.detach().numpy(), atol=1e-14)
     (th * torch.tensor(g_h)).sum().backward()
-    g_gi, g_gh, g_hp = rnn_arrays.gru_cell_backward(g_h, act, gh[:, 2 * hid:], hp)
+    g_gi, g_gh, g_hp = rnn_arrays.gru_cell_backward(g_h, act, gh[2 * hid:], hp)
     np.testing.assert_allclose(g_gi, tgi.grad.numpy(), atol=1e-13)
     np.testing.assert_allclose(g_gh, tgh.grad.numpy(), atol=1e-13)
     np.testing.assert_allclose(g_hp, thp.grad.numpy(), atol=1e-13)
     for nl, fn in (("tanh", np.tanh), ("relu", lambda a: np.maximum(a, 0))):
         h = rnn_arrays.rnn_cell_forward(gates, nl)
         np.testing.assert_allclose(h, fn(gates), atol=1e-15)
-        want = g_h.repeat(4, 1) * (1 - h * h if nl == "tanh" else gates > 0)
-        np.testing.assert_allclose(rnn_arrays.rnn_cell_backward(g_h.repeat(4, 1), h, nl), want)
+        want = g_h.repeat(4, 0) * (1 - h * h if nl == "tanh" else gates > 0)
+        np.testing.assert_allclose(rnn_arrays.rnn_cell_backward(g_h.repeat(4, 0), h, nl), want)
+
+
+def test_array_lstm_steps_prepared_together_match_one_by_one():
+    """lstm_backward_prepare over several steps at once gives each step what it gives that
+    step alone; an `out` that is not contiguous is refused rather than silently not written."""
+    rng = np.random.default_rng(8)
+    steps, hid, n = 5, 3, 4
+    gates, cs = rng.standard_normal((steps, 4 * hid, n)), rng.standard_normal((steps + 1, hid, n))
+    act = np.stack([rnn_arrays.lstm_cell_forward(gates[t], cs[t])[2] for t in range(steps)])
+    together = rnn_arrays.lstm_backward_prepare(act, cs[:-1], cs[1:])
+    g_h, g_c = rng.standard_normal((hid, n)), rng.standard_normal((hid, n))
+    for t in range(steps):
+        want = rnn_arrays.lstm_cell_backward(g_h, g_c, act[t], cs[t], cs[t + 1])
+        got = rnn_arrays.lstm_backward_step(g_h, g_c, *(p[t] for p in together))
+        for w, g in zip(want, got):
+            np.testing.assert_array_equal(g, w)
+    with pytest.raises(ValueError, match="lstm_backward_step: out must be contiguous"):
+        rnn_arrays.lstm_backward_step(g_h, g_c, *(p[0] for p in together),
+                                      out=np.empty((n, 4 * hid)).T)
 
 
 def _module_call(cls, **kwargs):

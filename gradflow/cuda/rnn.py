@@ -1,6 +1,7 @@
 """Launchers for kernels/rnn.cu on CuPy arrays: one fused kernel per cell and pass for a time
 step of LSTM, GRU and the tanh/relu RNN. The same names, arguments and results as the NumPy
-twins in gradflow/ops/rnn_arrays.py; inputs that are not contiguous are copied first."""
+twins in gradflow/ops/rnn_arrays.py, in their feature-major layout (states (H, N), gates
+(G*H, N)); inputs that are not contiguous are copied first."""
 from __future__ import annotations
 
 from typing import Any
@@ -18,51 +19,76 @@ def _contiguous(*arrays: Any) -> list:
     return [xp.ascontiguousarray(a) for a in arrays]
 
 
-def _dims(state: Any) -> tuple:
-    """(N, H) of an (N, H) state as int64."""
-    return np.int64(state.shape[0]), np.int64(state.shape[1])
+def _outputs(name: str, *arrays: Any) -> None:
+    """Refuse output arrays the kernels cannot write: they index them as contiguous."""
+    for a in arrays:
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{name}: out arrays must be contiguous, got strides {a.strides} "
+                             f"for shape {a.shape}")
 
 
-def lstm_cell_forward(gates: Any, c_prev: Any) -> tuple:
-    """One LSTM step from the (N, 4H) gate pre-activations (torch's i, f, g, o order) and the
-    cell state: (h, c, act), act the activated gates the backward pass reads."""
+def _size(state: Any) -> np.int64:
+    """The H*N elements of an (H, N) state as int64: the kernels' loop bound and the distance
+    between two gates' blocks."""
+    return np.int64(state.size)
+
+
+def lstm_cell_forward(gates: Any, c_prev: Any, out: tuple | None = None) -> tuple:
+    """One LSTM step from the (4H, N) gate pre-activations (torch's i, f, g, o order) and the
+    cell state: (h, c, act), act the activated gates the backward pass reads; written into
+    `out` = (h, c, act) when given (contiguous arrays of those shapes)."""
     gates, c_prev = _contiguous(gates, c_prev)
     xp = array_module(gates)
-    h, c, act = xp.empty_like(c_prev), xp.empty_like(c_prev), xp.empty_like(gates)
+    h, c, act = out if out is not None else (xp.empty_like(c_prev), xp.empty_like(c_prev),
+                                             xp.empty_like(gates))
+    _outputs("lstm_cell_forward", h, c, act)
     compiler.launch_loop("rnn", "lstm_cell_fwd", gates.dtype, c_prev.size,
-                         (gates, c_prev, h, c, act, *_dims(c_prev)))
+                         (gates, c_prev, h, c, act, _size(c_prev)))
     return h, c, act
 
 
-def lstm_cell_backward(g_h: Any, g_c: Any, act: Any, c_prev: Any, c: Any) -> tuple:
-    """Gradients of one LSTM step: (g_gates, g_c_prev) from those of h and c."""
+def lstm_backward_prepare(act: Any, c_prev: Any, c: Any) -> tuple[Any, Any, Any]:
+    """What `lstm_backward_step` reads at each step: the forward's arrays as they are (the
+    fused kernel derives everything from them in one pass)."""
+    return act, c_prev, c
+
+
+def lstm_cell_backward(g_h: Any, g_c: Any, act: Any, c_prev: Any, c: Any,
+                       out: Any = None) -> tuple:
+    """Gradients of one LSTM step: (g_gates, g_c_prev) from those of h and c; g_gates written
+    into `out` when given (a contiguous (4H, N) array)."""
     g_h, g_c, act, c_prev, c = _contiguous(g_h, g_c, act, c_prev, c)
     xp = array_module(act)
-    g_gates, g_c_prev = xp.empty_like(act), xp.empty_like(c_prev)
+    g_gates = xp.empty_like(act) if out is None else out
+    _outputs("lstm_cell_backward", g_gates)
+    g_c_prev = xp.empty_like(c_prev)
     compiler.launch_loop("rnn", "lstm_cell_bwd", act.dtype, c_prev.size,
-                         (g_h, g_c, act, c_prev, c, g_gates, g_c_prev, *_dims(c_prev)))
+                         (g_h, g_c, act, c_prev, c, g_gates, g_c_prev, _size(c_prev)))
     return g_gates, g_c_prev
 
 
+lstm_backward_step = lstm_cell_backward
+
+
 def gru_cell_forward(gi: Any, gh: Any, h_prev: Any) -> tuple:
-    """One GRU step from the (N, 3H) input and recurrent projections (torch's r, z, n order,
+    """One GRU step from the (3H, N) input and recurrent projections (torch's r, z, n order,
     biases included) and the hidden state: (h, act), act the activated gates r, z, n."""
     gi, gh, h_prev = _contiguous(gi, gh, h_prev)
     xp = array_module(gi)
     h, act = xp.empty_like(h_prev), xp.empty_like(gi)
     compiler.launch_loop("rnn", "gru_cell_fwd", gi.dtype, h_prev.size,
-                         (gi, gh, h_prev, h, act, *_dims(h_prev)))
+                         (gi, gh, h_prev, h, act, _size(h_prev)))
     return h, act
 
 
 def gru_cell_backward(g_h: Any, act: Any, gh_n: Any, h_prev: Any) -> tuple:
-    """Gradients of one GRU step: (g_gi, g_gh, g_h_prev); gh_n is the (N, H) n block of the
+    """Gradients of one GRU step: (g_gi, g_gh, g_h_prev); gh_n is the (H, N) n block of the
     recurrent projection the forward pass read."""
     g_h, act, gh_n, h_prev = _contiguous(g_h, act, gh_n, h_prev)
     xp = array_module(act)
     g_gi, g_gh, g_h_prev = xp.empty_like(act), xp.empty_like(act), xp.empty_like(h_prev)
     compiler.launch_loop("rnn", "gru_cell_bwd", act.dtype, h_prev.size,
-                         (g_h, act, gh_n, h_prev, g_gi, g_gh, g_h_prev, *_dims(h_prev)))
+                         (g_h, act, gh_n, h_prev, g_gi, g_gh, g_h_prev, _size(h_prev)))
     return g_gi, g_gh, g_h_prev
 
 
