@@ -1,7 +1,9 @@
 """Run under `mpiexec -n N python fault.py MODE`: MODE 'raise' makes the last rank raise
 while the others wait in a collective; 'mismatch' leaves a shape mismatch uncaught;
 'absent' has the last rank end without joining a collective, which the 2 s timeout bounds.
-Every rank must exit non-zero, soon."""
+Every rank must exit non-zero, soon: each prints when it is ready (its imports and the
+process group done, which take longest on a loaded machine), and the test bounds the time from
+the last of them to the end."""
 import datetime
 import sys
 import time
@@ -11,6 +13,7 @@ import gradflow.distributed as dist
 
 dist.init_process_group("mpi", timeout=datetime.timedelta(seconds=2))
 R, W = dist.get_rank(), dist.get_world_size()
+print(f"READY {time.time():.3f}", flush=True)
 if sys.argv[1] == "absent":
     if R == W - 1:
         sys.exit(0)
