@@ -88,6 +88,7 @@ from .nn.functional.distance import cdist
 from .serialization import load, save
 from .summary import summary
 from . import amp
+from . import cpu
 from .amp import (autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype,
                   set_autocast_enabled)
 

@@ -269,3 +269,27 @@ def test_backward_rules_run_without_grad_by_default():
     x = gf.tensor([1.0, 2.0], requires_grad=True)
     (x.exp() * x).sum().backward()
     assert not x.grad.requires_grad and x.grad.grad_fn is None
+
+
+def test_a_custom_functions_gradients_take_their_inputs_dtypes():
+    """A backward returning float64 for a float32 input and float32 for a float64 one: the
+    engine casts each to its input's dtype, as torch's (validate_outputs)."""
+    torch = require_torch()
+
+    def run(lib):
+        class Mixed(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, a, b):
+                return a * 2 + b.float()
+
+            @staticmethod
+            def backward(ctx, grad):
+                return grad.double() * 2, grad.float()
+
+        a = lib.ones(3, dtype=lib.float32, requires_grad=True)
+        b = lib.ones(3, dtype=lib.float64, requires_grad=True)
+        Mixed.apply(a, b).sum().backward()
+        return [str(g.dtype).replace("torch.", "") for g in (a.grad, b.grad)], \
+            [to_numpy(g).tolist() for g in (a.grad, b.grad)]
+
+    assert run(gf) == run(torch) == (["float32", "float64"], [[2.0] * 3, [1.0] * 3])

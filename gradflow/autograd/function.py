@@ -127,6 +127,7 @@ class Function:
     _non_differentiable: frozenset = frozenset()
     _pre_hooks: MappingProxyType | dict = _NO_HOOKS
     _output_meta: list[tuple[tuple[int, ...], np.dtype, device]]  # set when a user Function records
+    _input_dtypes: tuple = ()  # ... and the dtype of each input that needs a gradient
 
     # -- the op ---------------------------------------------------------------------------------
     @staticmethod
@@ -258,12 +259,14 @@ class Function:
             if not cls._array_forward:
                 ctx._saved = [_resave(s, outs, raw) for s in ctx._saved]
                 ctx._output_meta = [(o.shape, o.dtype, o.device) for o in outs]
+                ctx._input_dtypes = tuple(a.dtype if need else None for a, need in zip(args, needs))
             if cls.saves_outputs:
                 ctx._saved_outputs = [_SavedOutput(o, i) for i, o in enumerate(outs)]
         return outs[0] if single else tuple(outs)
 
     def run_backward(self, grads: list) -> tuple:
-        """Called by the engine: the gradients of the inputs, checked against their shapes."""
+        """Called by the engine: the gradients of the inputs, their number checked (and a
+        custom Function's cast to its inputs' dtypes)."""
         if not self._array_forward and self._materialize:
             grads = [g if g is not None else self._zeros_for_output(i)
                      for i, g in enumerate(grads)]
@@ -273,6 +276,9 @@ class Function:
         if len(result) != len(self.next_edges):
             raise RuntimeError(f"{self.name()}: backward returned {len(result)} gradient(s), "
                                f"expected {len(self.next_edges)} (one per forward input)")
+        if self._input_dtypes:  # a user Function's gradients take their inputs' dtypes, as torch's
+            result = tuple(g.to(dt) if isinstance(g, Tensor) and dt is not None and g.dtype != dt
+                           else g for g, dt in zip(result, self._input_dtypes))
         return result
 
     def release(self) -> None:

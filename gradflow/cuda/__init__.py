@@ -102,6 +102,15 @@ def set_rng_state_all(states: list) -> None:
         _random.set_cuda_rng_state(state, i)
 
 
+def __getattr__(name: str) -> Any:
+    """`gradflow.cuda.amp` (torch.cuda.amp's deprecated names), imported on first use: it
+    builds on gradflow.amp, which itself imports this package."""
+    if name == "amp":
+        import importlib
+        return importlib.import_module(".amp", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["DeviceProperties", "Event", "OutOfMemoryError", "Stream", "StreamContext",
            "compile_step", "current_device", "current_stream", "default_stream",
            "device_count", "empty_cache", "get_device_capability", "get_device_name",
