@@ -22,7 +22,7 @@ import pytest
 from emulator import cublas
 
 from gradflow import backend, dtypes
-from gradflow.cuda import blas, compiler, graphs, memory, optim, random
+from gradflow.cuda import blas, checks, compiler, graphs, memory, optim, random
 
 # Whether launches run (the emulator computes) or are only checked and logged: a test of what
 # the host does around the kernels (syncs, copies, devices) needs no values, and the
@@ -154,7 +154,10 @@ def fake_cuda(monkeypatch):
     for module, name, fresh in ((blas, "_handles", {}), (memory, "_tracker", None),
                                 (memory, "_private", weakref.WeakSet()),
                                 (random, "_eager_states", {}), (optim, "_in_flight", {}),
-                                (graphs, "_local", type(graphs._local)())):
+                                (graphs, "_local", type(graphs._local)()),
+                                # the error words belong to the previous fake GPUs: a check a
+                                # test left unread would make the next sync a device read
+                                (checks, "_words", {}), (checks, "_dirty", set())):
         monkeypatch.setattr(module, name, fresh, raising=False)
     yield fakecupy
     _clear_caches()
