@@ -101,6 +101,16 @@ def through_torch_save(state_dict) -> dict:
     return {k: gf.tensor(v.numpy()) for k, v in torch.load(buf, weights_only=True).items()}
 
 
+def eval_logits(model, twin, x):
+    """The logits of gradflow's model and of its torch twin, both in eval mode, on x."""
+    import torch
+    with gf.no_grad():
+        out = model.eval()(gf.tensor(x))
+    with torch.no_grad():
+        ref = twin.eval()(torch.from_numpy(x))
+    return out, ref
+
+
 def assert_logits_match(out, ref, rtol=1e-5):
     """Within rtol of the logits' scale (random-init logits can be large or tiny)."""
     ref = ref.detach().numpy()
@@ -127,33 +137,22 @@ def test_initialisation_follows_torchvision(zoo, name):
 @pytest.mark.parametrize("name", sorted(COUNTS))
 def test_a_torch_state_dict_loads_strictly_and_gives_the_same_logits(zoo, tz, name):
     """float32 on both sides: the logits agree to 1e-5 of their scale."""
-    import torch
     model, _ = zoo(name)
     twin = torch_twin(tz, name).eval()
     randomize_batchnorm(twin)
     assert sum(p.numel() for p in twin.parameters()) == COUNTS[name]
     result = model.load_state_dict(through_torch_save(twin.state_dict()), strict=True)
     assert list(result.missing_keys) == [] and list(result.unexpected_keys) == []
-    model.eval()
     x = np.random.default_rng(0).standard_normal((2, 3, SIZE[name], SIZE[name]))
-    x = x.astype(np.float32)
-    with gf.no_grad():
-        out = model(gf.tensor(x))
-    with torch.no_grad():
-        ref = twin(torch.from_numpy(x))
-    assert_logits_match(out, ref)
+    assert_logits_match(*eval_logits(model, twin, x.astype(np.float32)))
 
 
 def test_resnet50_32_loads_the_32x32_twin(tz):
-    import torch
     model, twin = models.resnet50_32(), torch_twin(tz, "resnet50_32").eval()
     randomize_batchnorm(twin)
     model.load_state_dict(through_torch_save(twin.state_dict()), strict=True)
     x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
-    with gf.no_grad():
-        out = model.eval()(gf.tensor(x))
-    with torch.no_grad():
-        ref = twin(torch.from_numpy(x))
+    out, ref = eval_logits(model, twin, x)
     assert out.shape == (2, 10)
     assert_logits_match(out, ref)
 
@@ -166,11 +165,7 @@ def test_mobilenet_width_mult_loads_the_torch_twin(tz):
     model = models.mobilenet_v2(num_classes=4, width_mult=0.75)
     model.load_state_dict(through_torch_save(twin.state_dict()), strict=True)
     x = np.random.default_rng(7).standard_normal((2, 3, 24, 24)).astype(np.float32)
-    with gf.no_grad():
-        out = model.eval()(gf.tensor(x))
-    with torch.no_grad():
-        ref = twin(torch.from_numpy(x))
-    assert_logits_match(out, ref)
+    assert_logits_match(*eval_logits(model, twin, x))
 
 
 def test_googlenet_training_outputs_with_aux_heads_match_torch(tz):

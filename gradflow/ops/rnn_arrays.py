@@ -89,7 +89,7 @@ def lstm_backward_step(g_h: Any, g_c: Any, k: Any, a: Any, f: Any,
     g_gates = xp.empty_like(k) if out is None else out
     g_cell = g_h * a
     g_cell += g_c
-    xp.multiply(g_cell, xp.ascontiguousarray(k[:3 * hidden]).reshape(3, hidden, batch),
+    xp.multiply(g_cell, k[:3 * hidden].reshape(3, hidden, batch),
                 out=g_gates[:3 * hidden].reshape(3, hidden, batch))
     xp.multiply(g_h, k[3 * hidden:], out=g_gates[3 * hidden:])
     g_cell *= f
